@@ -1,0 +1,73 @@
+"""`ml-assets`: the command line for what is not a Dagster run (generate data, demo, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, timedelta
+
+from tqdm import tqdm
+
+from ml_assets.settings import get_settings
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from ml_assets.data.demo_source import land_days
+    from ml_assets.data.generator import GeneratorConfig
+    from ml_assets.data.scenarios import Scenario
+
+    settings = get_settings()
+    config = GeneratorConfig(
+        seed=args.seed if args.seed is not None else settings.seed,
+        transactions_per_day=args.transactions_per_day or settings.transactions_per_day,
+        label_delay_min_days=settings.label_delay_min_days,
+        label_delay_max_days=settings.label_delay_max_days,
+        scenarios=tuple(Scenario.parse(s) for s in args.scenario),
+    )
+    start = date.fromisoformat(args.start)
+    progress = tqdm(land_days(settings.landing_dir, start, args.days, config, args.format),
+                    total=args.days, unit="day", desc="generating")
+    rows = sum(n for _, n in progress)
+    print(f"landed {rows} transactions for {args.days} day(s) in {settings.landing_dir}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ml_assets.demo import run_demo
+
+    return run_demo(days=args.days)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="land generated card transactions")
+    generate.add_argument("--start", default=(date.today() - timedelta(days=30)).isoformat(),
+                          help="first day, YYYY-MM-DD (default: 30 days ago)")
+    generate.add_argument("--days", type=int, default=30)
+    generate.add_argument("--scenario", action="append", default=[],
+                          help="drift scenario as name@START..END; repeatable. Names: "
+                          "amount_inflation, new_merchant_category, broken_upstream")
+    generate.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    generate.add_argument("--transactions-per-day", type=int, default=None)
+    generate.add_argument("--seed", type=int, default=None)
+    generate.set_defaults(handler=_generate)
+
+    demo = commands.add_parser("demo", help="land the demo days and materialize everything")
+    demo.add_argument("--days", type=int, default=30)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ValueError as error:
+        print(f"ml-assets {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

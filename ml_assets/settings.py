@@ -1,0 +1,84 @@
+"""Paths and thresholds of the platform, read once from the environment with defaults.
+
+Every knob a user may want to turn without editing code lives here, so the README can
+list them in one table and tests can build a `Settings` pointing at a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One object for every path and threshold; build it with `Settings.from_env()`."""
+
+    home: Path = field(default_factory=lambda: REPO_ROOT / ".ml_assets")
+    partitions_start: date = date(2026, 1, 1)
+    seed: int = 7
+    # Source
+    transactions_per_day: int = 20_000
+    label_delay_min_days: int = 1
+    label_delay_max_days: int = 3
+    never_labelled_share: float = 0.03
+    # Data quality (blocking checks on validated_transactions)
+    max_quarantine_share: float = 0.25
+    row_count_tolerance: float = 0.5  # a day may differ from the trailing mean by this share
+    row_count_trailing_days: int = 7
+    max_null_share: float = 0.01
+    # Online store: empty means the embedded SQLite file in the data dir
+    online_store_url: str = ""
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        default = cls()
+        return cls(
+            home=Path(_env("ML_ASSETS_HOME", str(default.home))).resolve(),
+            partitions_start=date.fromisoformat(
+                _env("ML_ASSETS_START", default.partitions_start.isoformat())
+            ),
+            seed=int(_env("ML_ASSETS_SEED", str(default.seed))),
+            transactions_per_day=int(
+                _env("ML_ASSETS_TRANSACTIONS_PER_DAY", str(default.transactions_per_day))
+            ),
+            label_delay_min_days=int(
+                _env("ML_ASSETS_LABEL_DELAY_MIN_DAYS", str(default.label_delay_min_days))
+            ),
+            label_delay_max_days=int(
+                _env("ML_ASSETS_LABEL_DELAY_MAX_DAYS", str(default.label_delay_max_days))
+            ),
+            max_quarantine_share=float(
+                _env("ML_ASSETS_MAX_QUARANTINE_SHARE", str(default.max_quarantine_share))
+            ),
+            online_store_url=_env("ONLINE_STORE_URL", default.online_store_url),
+        )
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+
+def get_settings() -> Settings:
+    """The settings of this process, from the environment at call time."""
+    return Settings.from_env()

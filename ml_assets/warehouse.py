@@ -1,0 +1,71 @@
+"""Partitioned Parquet tables under the data directory, one file per daily partition.
+
+A partition is written to a temporary name in its own folder and renamed into place, so a
+re-run replaces a day whole and a run killed mid-write leaves the previous version intact.
+No process holds a lock, so partitions can be written side by side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+PARTITION_FILE = "data.parquet"
+
+
+def partition_dir(root: Path, table: str, day: date | str) -> Path:
+    return root / table / f"date={day if isinstance(day, str) else day.isoformat()}"
+
+
+def partition_path(root: Path, table: str, day: date | str | None) -> Path:
+    """Where a table's partition lives; `day=None` is the single file of an unpartitioned table."""
+    if day is None:
+        return root / table / PARTITION_FILE
+    return partition_dir(root, table, day) / PARTITION_FILE
+
+
+def write_atomically(frame: pl.DataFrame, path: Path) -> Path:
+    """Write `frame` to `path` so a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        frame.write_parquet(temporary, statistics=True)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def write_partition(root: Path, table: str, day: date | str | None, frame: pl.DataFrame) -> Path:
+    return write_atomically(frame, partition_path(root, table, day))
+
+
+def read_partition(root: Path, table: str, day: date | str | None) -> pl.DataFrame:
+    path = partition_path(root, table, day)
+    if not path.exists():
+        where = f"partition {day}" if day is not None else "its only partition"
+        raise FileNotFoundError(
+            f"table {table!r} has no {where} at {path}: materialize {table} for it first"
+        )
+    return pl.read_parquet(path)
+
+
+def existing_partitions(root: Path, table: str, days: Iterable[date | str]) -> list[Path]:
+    return [p for day in days if (p := partition_path(root, table, day)).exists()]
+
+
+def file_digest(path: Path) -> str:
+    """A content hash of a written partition: its data version."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
