@@ -8,20 +8,27 @@ from ml_assets.automation.jobs import jobs
 from ml_assets.automation.landing_sensor import landing_sensor
 from ml_assets.data.assets import assets as data_assets
 from ml_assets.resources import LandingZone, Warehouse, WarehouseIOManager
-from ml_assets.settings import get_settings
+from ml_assets.settings import Settings, get_settings
 
 
-def build_definitions() -> dg.Definitions:
-    settings = get_settings()
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Every resource, pointed at the settings' data dir (tests pass a temporary one)."""
+    return {
+        "warehouse_io_manager": WarehouseIOManager(root=str(settings.warehouse_dir)),
+        "warehouse": Warehouse(root=str(settings.warehouse_dir)),
+        "landing": LandingZone(path=str(settings.landing_dir)),
+    }
+
+
+ASSETS = [*data_assets]
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*data_assets],
+        assets=ASSETS,
         jobs=jobs,
         sensors=[landing_sensor],
-        resources={
-            "warehouse_io_manager": WarehouseIOManager(root=str(settings.warehouse_dir)),
-            "warehouse": Warehouse(root=str(settings.warehouse_dir)),
-            "landing": LandingZone(path=str(settings.landing_dir)),
-        },
+        resources=build_resources(settings or get_settings()),
     )
 
 

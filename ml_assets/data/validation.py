@@ -50,6 +50,8 @@ def failure_cases(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFra
 
 def split_valid_quarantine(raw: pl.DataFrame, day: date) -> ValidationSplit:
     """Valid rows (without the ingest-error column) and quarantined rows with their reasons."""
+    if INGEST_ERROR not in raw.columns:
+        raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(INGEST_ERROR))
     cases = failure_cases(raw, transaction_schema(day))
     frame_level = cases.filter(pl.col("index").is_null())
     if frame_level.height:

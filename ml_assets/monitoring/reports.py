@@ -1,0 +1,181 @@
+"""Where drift results go: HTML + JSON per day, and a local Evidently workspace.
+
+Files: `<reports_dir>/<kind dir>/<YYYY-MM-DD>.html` (Evidently's report) and `.json` (our
+summary: share, per-column table, sample sizes, plus Evidently's own metric dump under
+"evidently"). Each file is written to a temporary name and renamed, so a re-run replaces a day
+whole and a killed run leaves no half file.
+
+Workspace: `<reports_dir>/evidently_workspace`, one project (default "fraud drift") whose
+dashboard plots each kind's drift share over time. Re-running a day deletes that day's earlier
+snapshot of the same kind before adding the new one (Evidently's local workspace has no
+upsert, and snapshots get fresh ids), so the dashboard holds one point per day and kind.
+Writers take an exclusive file lock, because Dagster may run partitions side by side and the
+workspace's JSON files are not safe under concurrent writers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from evidently.sdk.models import PanelMetric
+from evidently.sdk.panels import line_plot_panel
+from evidently.ui.workspace import Project, Workspace
+
+from ml_assets.monitoring.drift import FEATURE_DRIFT, DriftResult
+
+WORKSPACE_DIR = "evidently_workspace"
+PROJECT_NAME = "fraud drift"
+# Directory under reports_dir per kind of drift report.
+REPORT_DIRS = {FEATURE_DRIFT: "drift", "prediction_drift": "prediction_drift"}
+PANEL_TITLES = {
+    FEATURE_DRIFT: "Feature drift share over time",
+    "prediction_drift": "Prediction drift share over time",
+}
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    json: Path
+
+
+def report_dir(reports_dir: Path, kind: str = FEATURE_DRIFT) -> Path:
+    return Path(reports_dir) / REPORT_DIRS.get(kind, kind)
+
+
+def atomic_write(path: Path, text: str) -> Path:
+    """Write `text` to `path` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_drift_report(result: DriftResult, reports_dir: Path) -> ReportFiles:
+    """Save the day's Evidently HTML and our JSON summary; returns both paths."""
+    if result.day is None:
+        raise ValueError("the drift result has no day; call compute_drift(..., day=<partition>)")
+    folder = report_dir(reports_dir, result.kind)
+    stem = result.day.isoformat()
+    summary = result.to_dict()
+    html = "<p>No Evidently snapshot was kept for this result.</p>"
+    if result.snapshot is not None:
+        summary["evidently"] = result.snapshot.dict()
+        html = result.snapshot.get_html_str(as_iframe=False)
+    return ReportFiles(
+        html=atomic_write(folder / f"{stem}.html", html),
+        json=atomic_write(folder / f"{stem}.json", json.dumps(summary, indent=1, default=str)),
+    )
+
+
+def read_summaries(folder: Path) -> list[dict]:
+    """Every day's JSON summary in a report folder, oldest first (non-date files ignored)."""
+    out = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            date.fromisoformat(path.stem)
+        except ValueError:
+            continue
+        out.append(json.loads(path.read_text(encoding="utf-8")))
+    return out
+
+
+@contextmanager
+def locked(folder: Path, name: str = ".lock") -> Iterator[None]:
+    """An exclusive advisory lock on `folder/name` (POSIX) for the duration of the block."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _project(workspace: Workspace, name: str) -> Project:
+    found = workspace.search_project(name)
+    if found:
+        return found[0]
+    project = workspace.create_project(name, description="Daily drift of features and predictions")
+    project.save()
+    return project
+
+
+def _ensure_panel(project: Project, kind: str) -> None:
+    title = PANEL_TITLES.get(kind, f"{kind} share over time")
+    if any(p.title == title for p in project.dashboard.model().panels):
+        return
+    project.dashboard.add_panel(
+        line_plot_panel(
+            title=title,
+            values=[
+                PanelMetric(
+                    legend="share of drifted columns",
+                    metric="DriftedColumnsCount",
+                    metric_labels={"value_type": "share"},
+                    tags=[kind],
+                )
+            ],
+            description="Share of watched columns whose drift score crossed its threshold",
+        ),
+        tab="Drift",
+    )
+
+
+def add_to_workspace(
+    result: DriftResult, workspace_dir: Path, project_name: str = PROJECT_NAME
+) -> str:
+    """Add the day's snapshot to the workspace, replacing that day's earlier one of the same
+    kind; returns the new snapshot id."""
+    if result.snapshot is None or result.day is None:
+        raise ValueError("add_to_workspace needs a result with a snapshot and a day")
+    workspace_dir = Path(workspace_dir)
+    with locked(workspace_dir, ".ml_assets.lock"):
+        workspace = Workspace.create(str(workspace_dir))
+        project = _project(workspace, project_name)
+        _ensure_panel(project, result.kind)
+        for snapshot_id in workspace.list_runs(project.id):
+            run = workspace.get_run(project.id, snapshot_id)
+            if (
+                run is not None
+                and run.metadata.get("day") == result.day.isoformat()
+                and run.metadata.get("kind") == result.kind
+            ):
+                workspace.delete_run(project.id, snapshot_id)
+        ref = workspace.add_run(project.id, result.snapshot)
+        return str(ref.id)
+
+
+def workspace_runs(workspace_dir: Path, project_name: str = PROJECT_NAME) -> list[dict[str, str]]:
+    """(kind, day, snapshot id) of every snapshot in the project, for checks and tests."""
+    workspace = Workspace.create(str(workspace_dir))
+    found = workspace.search_project(project_name)
+    if not found:
+        return []
+    project = found[0]
+    out = []
+    for snapshot_id in workspace.list_runs(project.id):
+        run = workspace.get_run(project.id, snapshot_id)
+        if run is not None:
+            out.append(
+                {
+                    "kind": str(run.metadata.get("kind")),
+                    "day": str(run.metadata.get("day")),
+                    "id": str(snapshot_id),
+                }
+            )
+    return sorted(out, key=lambda r: (r["kind"], r["day"]))

@@ -1,0 +1,108 @@
+"""The prediction log writer: every answer, appended off the request path, in batches.
+
+Requests only append a dict to an in-memory buffer; a background thread writes the buffer
+as one Parquet file per flush and day under `prediction_log/date=YYYY-MM-DD/` (temporary
+name, then rename, so monitoring never reads half a file). File names carry the process id
+and a random part, so replicas sharing the data dir never collide. `close()` flushes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ml_assets.serving.prediction_log_schema import PREDICTION_LOG_DIR, PREDICTION_LOG_SCHEMA
+
+log = logging.getLogger(__name__)
+COLUMNS = tuple(PREDICTION_LOG_SCHEMA)
+
+
+def prediction_log_root(home: Path) -> Path:
+    return Path(home) / PREDICTION_LOG_DIR
+
+
+def write_log_file(root: Path, day: str, records: list[dict[str, Any]]) -> Path:
+    """One Parquet file of `records` (all received on `day`), written atomically."""
+    folder = root / f"date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%H%M%S%f")
+    name = f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+    frame = pl.DataFrame(
+        {c: [r.get(c) for r in records] for c in COLUMNS}, schema=PREDICTION_LOG_SCHEMA
+    )
+    temporary = folder / f".{name}.tmp"
+    frame.write_parquet(temporary)
+    os.replace(temporary, folder / name)
+    return folder / name
+
+
+class PredictionLogWriter:
+    """Buffers records and flushes every `flush_s` seconds or `flush_rows` rows."""
+
+    def __init__(
+        self,
+        home: Path,
+        flush_s: float = 1.0,
+        flush_rows: int = 5_000,
+        on_written: Callable[[int], None] | None = None,
+    ) -> None:
+        self.root = prediction_log_root(home)
+        self.flush_s = flush_s
+        self.flush_rows = flush_rows
+        self._on_written = on_written or (lambda rows: None)
+        self._buffer: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            self._buffer.extend(records)
+            full = len(self._buffer) >= self.flush_rows
+        if full:
+            self._wake.set()
+
+    def flush(self) -> int:
+        """Write what is buffered now; returns rows written."""
+        with self._write_lock:
+            with self._lock:
+                records, self._buffer = self._buffer, []
+            if not records:
+                return 0
+            by_day: dict[str, list[dict[str, Any]]] = {}
+            for record in records:
+                by_day.setdefault(record["received_at"].date().isoformat(), []).append(record)
+            for day, rows in by_day.items():
+                try:
+                    write_log_file(self.root, day, rows)
+                except Exception:  # a full disk must not take the endpoint down
+                    log.exception("could not write %d prediction log rows for %s", len(rows), day)
+                    continue
+                self._on_written(len(rows))
+            return len(records)
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        self.flush()
