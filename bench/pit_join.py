@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +53,10 @@ def make_features(feature_set: FeatureSet, rows_per_day: int, rng) -> pl.DataFra
         )
         for spec in feature_set.features
     }
-    return frame.with_columns(**values).unique([feature_set.key, "feature_time"]).sort(
-        "feature_time", feature_set.key
+    return (
+        frame.with_columns(**values)
+        .unique([feature_set.key, "feature_time"])
+        .sort("feature_time", feature_set.key)
     )
 
 

@@ -38,6 +38,13 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(days=args.days)
 
 
+def _features(args: argparse.Namespace) -> int:
+    from ml_assets.features.registry import format_registry_table
+
+    print(format_registry_table(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--transactions-per-day", type=int, default=None)
     generate.add_argument("--seed", type=int, default=None)
     generate.set_defaults(handler=_generate)
+
+    features = commands.add_parser("features", help="print the feature registry")
+    features.set_defaults(handler=_features)
 
     demo = commands.add_parser("demo", help="land the demo days and materialize everything")
     demo.add_argument("--days", type=int, default=30)

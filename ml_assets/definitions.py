@@ -7,7 +7,8 @@ import dagster as dg
 from ml_assets.automation.jobs import jobs
 from ml_assets.automation.landing_sensor import landing_sensor
 from ml_assets.data.assets import assets as data_assets
-from ml_assets.resources import LandingZone, Warehouse, WarehouseIOManager
+from ml_assets.features.assets import assets as feature_assets
+from ml_assets.resources import LandingZone, OnlineStoreResource, Warehouse, WarehouseIOManager
 from ml_assets.settings import Settings, get_settings
 
 
@@ -17,10 +18,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "warehouse_io_manager": WarehouseIOManager(root=str(settings.warehouse_dir)),
         "warehouse": Warehouse(root=str(settings.warehouse_dir)),
         "landing": LandingZone(path=str(settings.landing_dir)),
+        "online_store": OnlineStoreResource(url=settings.online_store_url, home=str(settings.home)),
     }
 
 
-ASSETS = [*data_assets]
+ASSETS = [*data_assets, *feature_assets]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

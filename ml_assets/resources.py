@@ -90,3 +90,25 @@ class Warehouse(dg.ConfigurableResource):
             if path.exists():
                 counts[day] = pl.scan_parquet(path).select(pl.len()).collect().item()
         return counts
+
+    def partition_digests(self, table: str, days: list[str]) -> dict[str, str]:
+        """Content hash of each existing partition: the data versions an output was built from."""
+        root = Path(self.root)
+        return {
+            str(day): file_digest(path)
+            for day in days
+            if (path := partition_path(root, table, day)).exists()
+        }
+
+
+class OnlineStoreResource(dg.ConfigurableResource):
+    """The online feature store: SQLite in the data dir by default, Redis when `url` is
+    `redis://...` (from ONLINE_STORE_URL)."""
+
+    url: str = ""
+    home: str
+
+    def open(self):  # -> OnlineStore; typed loosely to keep dagster out of the store module
+        from ml_assets.features.online import open_online_store
+
+        return open_online_store(self.url, Path(self.home))

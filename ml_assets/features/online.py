@@ -306,13 +306,17 @@ def _serve(feature_set: FeatureSet, key: str, row: StoredRow | None, at: datetim
         feature_set.feature_time_column: row.feature_time if row else None,
     }
     status: dict[str, str] = {}
-    for spec in feature_set.features:
-        if row is None:
-            result[spec.column], status[spec.column] = None, MISSING_ENTITY
-        elif is_stale(at - row.feature_time, spec.ttl):
-            result[spec.column], status[spec.column] = None, TTL_EXPIRED
-        else:
-            result[spec.column], status[spec.column] = row.values.get(spec.column), OK
+    if row is None:
+        for column in feature_set.columns:
+            result[column], status[column] = None, MISSING_ENTITY
+    else:
+        age = at - row.feature_time
+        for spec in feature_set.features:
+            column = spec.column
+            if is_stale(age, spec.ttl):
+                result[column], status[column] = None, TTL_EXPIRED
+            else:
+                result[column], status[column] = row.values.get(column), OK
     result[status_column(feature_set)] = status
     return result
 

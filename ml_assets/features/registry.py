@@ -90,7 +90,7 @@ class FeatureSpec:
         if self.ttl is None:
             object.__setattr__(self, "ttl", self.window)
 
-    @property
+    @cached_property
     def column(self) -> str:
         """The output column name, `<entity>__<feature>`."""
         return f"{self.entity}__{self.name}"
@@ -146,9 +146,10 @@ class FeatureSet:
         """The entity key column, e.g. `customer_id`."""
         return ENTITY_KEYS[self.entity]
 
-    @property
-    def columns(self) -> list[str]:
-        return [f.column for f in self.features]
+    @cached_property
+    def columns(self) -> tuple[str, ...]:
+        """The output columns, in declaration order."""
+        return tuple(f.column for f in self.features)
 
     @property
     def feature_time_column(self) -> str:

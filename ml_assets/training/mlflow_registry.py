@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from importlib.metadata import version as package_version
 from typing import Any
 
 import lightgbm as lgb
@@ -34,6 +35,12 @@ KIND_TAG = "ml_assets.kind"
 TEACHER_VERSION_TAG = "teacher_version"
 
 FraudModel = TeacherModel | StudentModel
+
+
+def _requirements(*packages: str) -> list[str]:
+    """Pinned requirements of a logged model; given explicitly because MLflow's inference
+    imports the model in a subprocess and costs seconds per log."""
+    return [f"{name}=={package_version(name)}" for name in ("mlflow", "numpy", *packages)]
 
 
 def tracking_uri_for(directory: Path) -> str:
@@ -164,6 +171,7 @@ def log_teacher(
                 name=MODEL_ARTIFACT,
                 registered_model_name=registered_name,
                 metadata={SPEC_KEY: teacher.spec(), LINEAGE_KEY: lineage.to_dict()},
+                pip_requirements=_requirements("lightgbm"),
             )
         return _finish(client, registered_name, info, lineage, "teacher")
 
@@ -199,6 +207,8 @@ def log_student(
                 artifacts={STUDENT_ARTIFACT: str(folder)},
                 registered_model_name=registered_name,
                 metadata={LINEAGE_KEY: lineage.to_dict()},
+                # ml_assets itself must be importable where the pyfunc is loaded.
+                pip_requirements=_requirements("polars"),
             )
         return _finish(client, registered_name, info, lineage, "student")
 

@@ -87,17 +87,29 @@ def test_result_records_methods_thresholds_and_sampling(
     assert "| amount | wasserstein" in markdown and "channel" not in markdown.split("\n\n")[1]
 
 
+SMALL = DriftColumns(numeric=("amount",), categorical=("channel",))
+
+
 def test_same_day_same_sample(days: dict[date, pl.DataFrame], reference: pl.DataFrame) -> None:
     day = INFLATION_DAYS[0]
-    first = compute_drift(days[day], reference, COLUMNS, day=day)
-    again = compute_drift(days[day], reference, COLUMNS, day=day)
+    first = compute_drift(days[day], reference, SMALL, day=day)
+    again = compute_drift(days[day], reference, SMALL, day=day)
     assert first.columns == again.columns
+    assert first.seed == again.seed
+
+
+def test_no_sampling_compares_every_row(
+    days: dict[date, pl.DataFrame], reference: pl.DataFrame
+) -> None:
+    day = INFLATION_DAYS[0]
+    result = compute_drift(days[day], reference, SMALL, day=day, sample_size=None)
+    assert result.reference_sample_rows == reference.height and not result.sampled
 
 
 def test_per_column_override(days: dict[date, pl.DataFrame], reference: pl.DataFrame) -> None:
     day = INFLATION_DAYS[0]
     methods = DriftMethods(per_column_threshold={"amount": 5.0})
-    result = compute_drift(days[day], reference, COLUMNS, methods, day=day)
+    result = compute_drift(days[day], reference, SMALL, methods, day=day)
     assert "amount" not in result.drifted_columns
     assert result.table().filter(pl.col("column") == "amount")["threshold"][0] == 5.0
 
