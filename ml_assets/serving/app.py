@@ -81,9 +81,7 @@ class _Telemetry:
             await self.app(scope, receive, record)
         finally:
             self.metrics.http_requests.labels(route=route, status=str(status)).inc()
-            self.metrics.request_latency.labels(route=route).observe(
-                time.perf_counter() - started
-            )
+            self.metrics.request_latency.labels(route=route).observe(time.perf_counter() - started)
 
 
 def create_app(
@@ -115,8 +113,9 @@ def create_app(
         reader,
         metrics,
         ReviewQueue(config.serving_dir),
-        PredictionLogWriter(config.home, config.log_flush_s, config.log_flush_rows,
-                            on_written=metrics.log_rows.inc),  # fmt: skip
+        PredictionLogWriter(
+            config.home, config.log_flush_s, config.log_flush_rows, on_written=metrics.log_rows.inc
+        ),  # fmt: skip
     )
     source._on_change = service.on_model_change  # wired after both exist
     refreshing: dict[str, asyncio.Task] = {}
@@ -166,9 +165,7 @@ def create_app(
         api_keys=config.api_keys,
         limiter=TokenBucket(config.rate_limit_per_s, config.rate_limit_burst),
         max_body_bytes=config.max_body_bytes,
-        on_refused=lambda path, status: (
-            metrics.rate_limited.inc() if status == 429 else None
-        ),
+        on_refused=lambda path, status: metrics.rate_limited.inc() if status == 429 else None,
     )
     app.add_middleware(_Telemetry, metrics=metrics)
 

@@ -55,9 +55,7 @@ def rollback(tracking_uri: str, name: str, alias: str = "champion") -> str:
         target = history.pop()
         client.set_registered_model_tag(name, _history_tag(alias), json.dumps(history))
     else:
-        versions = sorted(
-            int(v.version) for v in client.search_model_versions(f"name = '{name}'")
-        )
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
         older = [v for v in versions if current is None or v < int(current)]
         if not older:
             raise LookupError(

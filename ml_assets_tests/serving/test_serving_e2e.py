@@ -79,7 +79,6 @@ def test_predict_scores_with_the_champion_and_logs_every_answer(
     assert log.height == answered
     assert set(log["path"].unique()) <= PATHS
     assert log.filter(pl.col("transaction_id") == "T-1")["score"].item() == body["score"]
-    assert (tmp_path / "prediction_log").glob("date=*/")
 
 
 def test_breaker_opens_on_a_dead_model_answers_with_rules_then_recovers(
@@ -103,7 +102,6 @@ def test_breaker_opens_on_a_dead_model_answers_with_rules_then_recovers(
         assert fallback["path"] == "fallback" and fallback["model_name"] == "rules"
         assert model.calls == calls_while_open
 
-        model.mode = "corrupt"  # NaN scores count as failures too
         model.mode = "ok"
         for attempt in range(200):  # half-opens after breaker_reset_s; bounded retry
             answer = client.post("/predict", json=world.transaction(100 + attempt)).json()
@@ -111,7 +109,11 @@ def test_breaker_opens_on_a_dead_model_answers_with_rules_then_recovers(
                 break
             time.sleep(0.05)
         assert answer["model_version"] == world.versions[0]
-        assert client.get("/metrics").text.count("ml_assets_serving_breaker_state 0.0") == 1
+        metrics = client.get("/metrics").text
+        assert metric_value(metrics, "ml_assets_serving_breaker_state") == 0
+        assert metric_value(
+            metrics, "ml_assets_serving_breaker_transitions_total", state="closed"
+        ) == 1  # fmt: skip
 
 
 def test_nan_scores_count_as_model_failures(world: World, tmp_path: Path) -> None:
@@ -247,7 +249,9 @@ def test_a_version_that_cannot_load_is_refused_and_the_champion_stays(
                 raise OSError("artifact missing: model.lgb")
             return super().load(version)
 
-    with run_server(create_app(world.config(tmp_path), registry=BrokenOnV2(world.tracking_uri))) as c:
+    with run_server(
+        create_app(world.config(tmp_path), registry=BrokenOnV2(world.tracking_uri))
+    ) as c:
         promote(world.tracking_uri, MODEL_NAME, world.versions[1])
         result = c.post("/admin/reload", params={"wait": "true"}).json()
         champion = next(r for r in result["results"] if r["role"] == "champion")
