@@ -28,9 +28,18 @@ class TrainingSetBuild:
         lines = ["| feature | present |", "|---|---|"]
         for fs in self.feature_sets:
             for column in fs.columns:
-                present = 1 - self.frame[column].null_count() / self.frame.height if self.frame.height else 0
+                nulls = self.frame[column].null_count()
+                present = 1 - nulls / self.frame.height if self.frame.height else 0.0
                 lines.append(f"| {column} | {present:.1%} |")
         return "\n".join(lines)
+
+
+def attach_features(rows: pl.DataFrame, features: dict[FeatureSet, pl.DataFrame]) -> pl.DataFrame:
+    """`rows` (transactions) with every feature set's values as of just before each row: what
+    training sees and what batch scoring sees, by the same join."""
+    for feature_set, frame in features.items():
+        rows = point_in_time_join(rows, frame, feature_set, time_column="event_time")
+    return rows
 
 
 def build_training_set(
@@ -39,10 +48,11 @@ def build_training_set(
     """Labelled rows with point-in-time features. Labels whose transaction is not among the
     validated ones (quarantined, or older than the lookback) are counted, not invented."""
     labelled = transactions.join(
-        labels.select(LABEL_COLUMNS).unique("transaction_id", keep="last"), on="transaction_id", how="inner"
+        labels.select(LABEL_COLUMNS).unique("transaction_id", keep="last"),
+        on="transaction_id",
+        how="inner",
     ).sort("event_time", "transaction_id")
-    for feature_set, frame in features.items():
-        labelled = point_in_time_join(labelled, frame, feature_set, time_column="event_time")
+    labelled = attach_features(labelled, features)
     return TrainingSetBuild(
         frame=labelled,
         unmatched_labels=labels.height - labelled.height,

@@ -125,7 +125,10 @@ def measure_latency(
         start = time.perf_counter_ns()
         predict(batch)
         times[i] = (time.perf_counter_ns() - start) / 1e6
-    rows = len(batch) if isinstance(batch, pl.DataFrame | list) else 1
+    if isinstance(batch, pl.DataFrame | list):
+        rows = len(batch)
+    else:  # a request dict is one row; arrays and tensors count their first axis
+        rows = int(batch.shape[0]) if hasattr(batch, "shape") else 1
     return LatencyStats(
         batch_rows=rows,
         calls=calls,
@@ -198,7 +201,10 @@ def score_metrics(
 
 
 def model_latency(
-    model: FraudModel, frame: pl.DataFrame, single_calls: int = 200, batch_calls: int = 10,
+    model: FraudModel,
+    frame: pl.DataFrame,
+    single_calls: int = 200,
+    batch_calls: int = 10,
     batch_rows: int = 1000,
 ) -> tuple[LatencyStats, ...]:
     """Latency of one request dict (the serving shape) and of a `batch_rows` frame."""
@@ -289,7 +295,11 @@ class Evaluation:
     def slices_frame(self) -> pl.DataFrame:
         """One row per (model, slice column, value): for the Dagster UI's table view."""
         return pl.DataFrame(
-            [{"model": m.model, **asdict(s)} for m in (self.teacher, self.student) for s in m.slices]
+            [
+                {"model": m.model, **asdict(s)}
+                for m in (self.teacher, self.student)
+                for s in m.slices
+            ]
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -69,7 +69,9 @@ def _slices(m: ModelMetrics, t: GateThresholds) -> GateResult:
     judged = [
         s
         for s in m.slices
-        if s.rows >= t.min_slice_rows and s.positives >= t.min_slice_positives and s.roc_auc
+        if s.rows >= t.min_slice_rows
+        and s.positives >= t.min_slice_positives
+        and s.roc_auc is not None
     ]
     if not judged:
         return GateResult(

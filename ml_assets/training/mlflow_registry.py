@@ -9,11 +9,12 @@ Serving imports `load_model_version` from here: this module must never import da
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
@@ -201,15 +202,17 @@ def log_student(
         with mlflow.start_run(experiment_id=experiment_id, tags=run_tags):
             mlflow.set_tag(KIND_TAG, "student")
             _log_common(student, lineage, metrics, params)
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT,
-                python_model=StudentPyfunc(),
-                artifacts={STUDENT_ARTIFACT: str(folder)},
-                registered_model_name=registered_name,
-                metadata={LINEAGE_KEY: lineage.to_dict()},
-                # ml_assets itself must be importable where the pyfunc is loaded.
-                pip_requirements=_requirements("polars"),
-            )
+            with warnings.catch_warnings():  # StudentPyfunc.predict is unannotated on purpose
+                warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_ARTIFACT,
+                    python_model=StudentPyfunc(),
+                    artifacts={STUDENT_ARTIFACT: str(folder)},
+                    registered_model_name=registered_name,
+                    metadata={LINEAGE_KEY: lineage.to_dict()},
+                    # ml_assets itself must be importable where the pyfunc is loaded.
+                    pip_requirements=_requirements("polars"),
+                )
         return _finish(client, registered_name, info, lineage, "student")
 
 
@@ -242,9 +245,7 @@ def _resolve_or_fail(tracking_uri: str, name: str, alias_or_version: str | int) 
     return version
 
 
-def load_model_version(
-    name: str, alias_or_version: str | int, tracking_uri: str
-) -> FraudModel:
+def load_model_version(name: str, alias_or_version: str | int, tracking_uri: str) -> FraudModel:
     """Our model wrapper (same `predict_proba` for both kinds) for a registered version."""
     version = _resolve_or_fail(tracking_uri, name, alias_or_version)
     uri = f"models:/{name}/{version}"

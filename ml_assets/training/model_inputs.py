@@ -62,6 +62,13 @@ def _floats(values: Any) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
+def _texts(values: Any) -> np.ndarray:
+    """Text values as an object array, nulls as empty text (an unknown category)."""
+    if isinstance(values, pl.Series):
+        return values.cast(pl.String).fill_null("").to_numpy().astype(object)
+    return np.array(["" if v is None else v for v in values], dtype=object)
+
+
 def derive_request_columns(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The request-time columns, from raw columns given as polars Series or plain sequences.
 
@@ -69,8 +76,8 @@ def derive_request_columns(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """
     amount = _floats(columns[AMOUNT_COLUMN])
     hour = _hours(columns[TIME_COLUMN])
-    merchant_country = np.asarray(list(columns["merchant_country"]), dtype=object)
-    customer_country = np.asarray(list(columns["customer_country"]), dtype=object)
+    merchant_country = _texts(columns["merchant_country"])
+    customer_country = _texts(columns["customer_country"])
     derived = {
         "hour_of_day": hour,
         "is_night": np.where(np.isnan(hour), np.nan, (hour < NIGHT_END_HOUR).astype(np.float64)),
@@ -180,15 +187,7 @@ class ModelInputs:
                 numeric[:, j] = _floats(columns[name])
             else:
                 numeric[:, j] = np.nan
-        categorical = [
-            np.asarray(
-                columns[name].fill_null("").to_numpy()
-                if isinstance(columns[name], pl.Series)
-                else ["" if v is None else v for v in columns[name]],
-                dtype=object,
-            )
-            for name in self.categorical
-        ]
+        categorical = [_texts(columns[name]) for name in self.categorical]
         return InputArrays(numeric=numeric, categorical=categorical)
 
     def to_dict(self) -> dict[str, Any]:

@@ -29,7 +29,9 @@ def plot_roc_pr(
         fpr, tpr, _ = roc_curve(y, p)
         roc_ax.plot(fpr, tpr, label=name, linestyle=":" if name.startswith("bayes") else "-")
         precision, recall, _ = precision_recall_curve(y, p)
-        pr_ax.plot(recall, precision, label=name, linestyle=":" if name.startswith("bayes") else "-")
+        pr_ax.plot(
+            recall, precision, label=name, linestyle=":" if name.startswith("bayes") else "-"
+        )
     roc_ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
     roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     pr_ax.axhline(float(np.mean(y)), color="grey", linewidth=0.8)

@@ -9,6 +9,7 @@ values training never saw (or saw too rarely to learn from).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -45,27 +46,47 @@ class StudentPreprocessor:
         flags = sum(step.missing_flag for step in self.numeric)
         return len(self.numeric) + flags + sum(len(v) + 1 for v in self.categories.values())
 
+    @cached_property
+    def _stats(self) -> dict[str, np.ndarray]:
+        """Per-column statistics as arrays, so a transform is a few vector operations."""
+        steps = self.numeric
+        return {
+            "median": np.array([s.median for s in steps]),
+            "log": np.array([s.log for s in steps], dtype=bool),
+            "low": np.array([s.low for s in steps]),
+            "high": np.array([s.high for s in steps]),
+            "mean": np.array([s.mean for s in steps]),
+            "std": np.array([s.std for s in steps]),
+            "flags": np.array([j for j, s in enumerate(steps) if s.missing_flag], dtype=np.int64),
+        }
+
+    @cached_property
+    def _slots(self) -> list[dict[str, int]]:
+        return [{v: i for i, v in enumerate(vocab)} for vocab in self.categories.values()]
+
     def transform(self, arrays: InputArrays) -> np.ndarray:
-        n = arrays.rows
+        """Matrix layout: scaled numerics, missing flags, then one-hot blocks (last slot of
+        each block = a category unseen in training)."""
+        st = self._stats
+        n, k = arrays.numeric.shape
         out = np.zeros((n, self.width), dtype=np.float32)
-        col = 0
-        for j, step in enumerate(self.numeric):
-            values = arrays.numeric[:, j]
-            missing = np.isnan(values)
-            values = np.where(missing, step.median, values)
-            if step.log:
-                values = np.log1p(np.maximum(values, 0.0))
-            values = np.clip(values, step.low, step.high)
-            out[:, col] = (values - step.mean) / step.std
-            col += 1
-            if step.missing_flag:
-                out[:, col] = missing
-                col += 1
-        for values, vocabulary in zip(arrays.categorical, self.categories.values(), strict=True):
-            index = {v: i for i, v in enumerate(vocabulary)}
-            other = len(vocabulary)
-            slots = np.fromiter((index.get(v, other) for v in values), dtype=np.int64, count=n)
-            out[np.arange(n), col + slots] = 1.0
+        missing = np.isnan(arrays.numeric)
+        values = np.where(missing, st["median"], arrays.numeric)
+        logged = st["log"]
+        values[:, logged] = np.log1p(np.maximum(values[:, logged], 0.0))
+        out[:, :k] = (np.minimum(np.maximum(values, st["low"]), st["high"]) - st["mean"]) / st[
+            "std"
+        ]
+        col = k + st["flags"].size
+        out[:, k:col] = missing[:, st["flags"]]
+        rows = np.arange(n)
+        for values, slots in zip(arrays.categorical, self._slots, strict=True):
+            other = len(slots)
+            if n == 1:
+                out[0, col + slots.get(values[0], other)] = 1.0
+            else:
+                codes = np.fromiter((slots.get(v, other) for v in values), np.int64, count=n)
+                out[rows, col + codes] = 1.0
             col += other + 1
         return out
 

@@ -7,6 +7,7 @@ but an environment where `ml_assets` is importable.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,17 @@ from ml_assets.training.student import StudentModel
 STUDENT_ARTIFACT = "student"
 
 
-class StudentPyfunc(mlflow.pyfunc.PythonModel):
-    """Loads `StudentModel` from the logged artifacts and returns fraud probabilities."""
+# MLflow warns at class creation when `predict` has no type hints; they are left out on
+# purpose, since MLflow would derive and enforce a schema from them.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
 
-    def load_context(self, context: Any) -> None:
-        self.student = StudentModel.load(Path(context.artifacts[STUDENT_ARTIFACT]))
+    class StudentPyfunc(mlflow.pyfunc.PythonModel):
+        """Loads `StudentModel` from the logged artifacts and returns fraud probabilities."""
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
-        # Unannotated on purpose: MLflow would otherwise derive and enforce a schema from
-        # type hints, and request rows legitimately vary (missing features are allowed).
-        return np.asarray(self.student.predict_numpy(model_input))
+        def load_context(self, context: Any) -> None:
+            self.student = StudentModel.load(Path(context.artifacts[STUDENT_ARTIFACT]))
+
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            # Request rows legitimately vary (absent features are allowed): no schema.
+            return np.asarray(self.student.predict_numpy(model_input))

@@ -47,7 +47,10 @@ def labelled_frame(
     config = GeneratorConfig(seed=seed, transactions_per_day=transactions_per_day)
     first = start - timedelta(days=history_days)
     transactions = pl.concat(
-        [generate_transactions(first + timedelta(days=i), config) for i in range(history_days + days)]
+        [
+            generate_transactions(first + timedelta(days=i), config)
+            for i in range(history_days + days)
+        ]
     )
     featured = _stand_in_features(transactions).filter(pl.col(TIME_COLUMN).dt.date() >= start)
     last_label_day = start + timedelta(days=days - 1 + config.label_delay_max_days)

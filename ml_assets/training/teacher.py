@@ -192,9 +192,7 @@ def train_teacher(
         categorical_feature=categorical,
         params={"verbose": -1},
     )
-    valid_set = lgb.Dataset(
-        model.matrix(inputs.arrays(valid)), label=y_valid, reference=train_set
-    )
+    valid_set = lgb.Dataset(model.matrix(inputs.arrays(valid)), label=y_valid, reference=train_set)
     evals: dict[str, Any] = {}
     booster = lgb.train(
         params,
