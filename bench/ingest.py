@@ -88,21 +88,29 @@ def main() -> None:
         root = Path(tmp)
         frame = generate_transactions(DAY, config)
         write_landing_file(root / "landing", DAY, "transactions", frame)
-        print(f"{frame.height:,} rows, {frame['amount'].null_count():,} of them broken (broken_upstream)")
+        print(
+            f"{frame.height:,} rows, {frame['amount'].null_count():,} of them broken (broken_upstream)"
+        )
         ours, peer = [], []
         for i in range(args.repeat):
             (root / f"pd{i}").mkdir()
             t_ours, kept_ours = timed(our_ingest, root / "landing", root / f"ours{i}")
             t_peer, kept_peer = timed(pandas_ingest, root / "landing", root / f"pd{i}")
-            assert kept_ours == kept_peer, f"valid rows differ: ours {kept_ours}, pandas {kept_peer}"
+            assert kept_ours == kept_peer, (
+                f"valid rows differ: ours {kept_ours}, pandas {kept_peer}"
+            )
             ours.append(t_ours)
             peer.append(t_peer)
         best_ours, best_peer = min(ours), min(peer)
         print(f"{'':28}{'seconds':>10}{'rows/s':>14}")
         print(f"{'ours (polars + pandera)':28}{best_ours:>10.2f}{frame.height / best_ours:>14,.0f}")
-        print(f"{'pandas + pandera (pandas)':28}{best_peer:>10.2f}{frame.height / best_peer:>14,.0f}")
-        print(f"ratio: ours is {best_peer / best_ours:.1f}x the throughput of pandas + pandera "
-              f"(best of {args.repeat}; same rules, same {kept_ours:,} valid rows)")
+        print(
+            f"{'pandas + pandera (pandas)':28}{best_peer:>10.2f}{frame.height / best_peer:>14,.0f}"
+        )
+        print(
+            f"ratio: ours is {best_peer / best_ours:.1f}x the throughput of pandas + pandera "
+            f"(best of {args.repeat}; same rules, same {kept_ours:,} valid rows)"
+        )
 
 
 if __name__ == "__main__":

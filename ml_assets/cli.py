@@ -25,8 +25,12 @@ def _generate(args: argparse.Namespace) -> int:
         scenarios=tuple(Scenario.parse(s) for s in args.scenario),
     )
     start = date.fromisoformat(args.start)
-    progress = tqdm(land_days(settings.landing_dir, start, args.days, config, args.format),
-                    total=args.days, unit="day", desc="generating")
+    progress = tqdm(
+        land_days(settings.landing_dir, start, args.days, config, args.format),
+        total=args.days,
+        unit="day",
+        desc="generating",
+    )
     rows = sum(n for _, n in progress)
     print(f"landed {rows} transactions for {args.days} day(s) in {settings.landing_dir}")
     return 0
@@ -50,12 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="land generated card transactions")
-    generate.add_argument("--start", default=(date.today() - timedelta(days=30)).isoformat(),
-                          help="first day, YYYY-MM-DD (default: 30 days ago)")
+    generate.add_argument(
+        "--start",
+        default=(date.today() - timedelta(days=30)).isoformat(),
+        help="first day, YYYY-MM-DD (default: 30 days ago)",
+    )
     generate.add_argument("--days", type=int, default=30)
-    generate.add_argument("--scenario", action="append", default=[],
-                          help="drift scenario as name@START..END; repeatable. Names: "
-                          "amount_inflation, new_merchant_category, broken_upstream")
+    generate.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        help="drift scenario as name@START..END; repeatable. Names: "
+        "amount_inflation, new_merchant_category, broken_upstream",
+    )
     generate.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     generate.add_argument("--transactions-per-day", type=int, default=None)
     generate.add_argument("--seed", type=int, default=None)

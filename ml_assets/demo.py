@@ -31,8 +31,12 @@ def run_demo(days: int = 30) -> int:
         transactions_per_day=settings.transactions_per_day,
         scenarios=demo_scenarios(last_day),
     )
-    for _ in tqdm(land_days(settings.landing_dir, first_day, days, config), total=days,
-                  unit="day", desc="landing"):
+    for _ in tqdm(
+        land_days(settings.landing_dir, first_day, days, config),
+        total=days,
+        unit="day",
+        desc="landing",
+    ):
         pass
     instance = dg.DagsterInstance.get()
     job = defs.resolve_implicit_global_asset_job_def()
@@ -46,8 +50,15 @@ def run_demo(days: int = 30) -> int:
         if not result.success:
             failed.append(day)
     if unpartitioned:
+        # Train on the days before the drift scenarios, so the monitoring of the last days
+        # compares drifted data with what the champion learned from.
+        end = min(s.start for s in config.scenarios).isoformat()
+        print(f"training and evaluating the models on label days up to {end} ...")
         result = job.execute_in_process(
-            instance=instance, asset_selection=unpartitioned, raise_on_error=False
+            instance=instance,
+            asset_selection=unpartitioned,
+            raise_on_error=False,
+            run_config={"ops": {"teacher_model": {"config": {"end_date": end}}}},
         )
         if not result.success:
             failed.append("unpartitioned assets")

@@ -13,7 +13,14 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from ml_assets.warehouse import existing_partitions, file_digest, partition_path, read_partition, write_partition
+from ml_assets.warehouse import (
+    PARTITION_FILE,
+    existing_partitions,
+    file_digest,
+    partition_path,
+    read_partition,
+    write_partition,
+)
 
 
 def table_name(key: dg.AssetKey) -> str:
@@ -21,7 +28,9 @@ def table_name(key: dg.AssetKey) -> str:
 
 
 def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+    )
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -39,7 +48,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
             raise ValueError(
                 f"{context.asset_key.to_user_string()}: one run writes one daily partition; "
-                f"got {len(context.asset_partition_keys)}. Launch a backfill with one run per partition."
+                f"got {len(context.asset_partition_keys)}. "
+                "Launch a backfill with one run per partition."
             )
         day = context.asset_partition_key if context.has_asset_partitions else None
         path = write_partition(self._root, table_name(context.asset_key), day, obj)
@@ -62,7 +72,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         # A window of days (rolling features, training windows): days before the data
         # began simply have no file; say how many were found so a short history shows.
         paths = existing_partitions(self._root, table, keys)
-        context.log.info(f"{table}: read {len(paths)} of {len(keys)} partitions {keys[0]}..{keys[-1]}")
+        context.log.info(
+            f"{table}: read {len(paths)} of {len(keys)} partitions {keys[0]}..{keys[-1]}"
+        )
         if not paths:
             raise FileNotFoundError(f"{table} has none of the partitions {keys[0]}..{keys[-1]}")
         return pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
@@ -91,6 +103,23 @@ class Warehouse(dg.ConfigurableResource):
                 counts[day] = pl.scan_parquet(path).select(pl.len()).collect().item()
         return counts
 
+    def partitions(self, table: str) -> list[str]:
+        """The days a table has a partition for, sorted."""
+        folder = Path(self.root) / table
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.name.removeprefix("date=")
+            for p in folder.glob("date=*")
+            if (p / PARTITION_FILE).exists()
+        )
+
+    def read(self, table: str, days: list[str]) -> pl.DataFrame:
+        """The named partitions of a table, concatenated (a model's training window)."""
+        return pl.concat(
+            [read_partition(Path(self.root), table, d) for d in days], how="diagonal_relaxed"
+        )
+
     def partition_digests(self, table: str, days: list[str]) -> dict[str, str]:
         """Content hash of each existing partition: the data versions an output was built from."""
         root = Path(self.root)
@@ -112,3 +141,41 @@ class OnlineStoreResource(dg.ConfigurableResource):
         from ml_assets.features.online import open_online_store
 
         return open_online_store(self.url, Path(self.home))
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry in SQLite under the data dir, with artifacts beside it.
+    Every run it starts is tagged with the Dagster run, asset and partition."""
+
+    directory: str
+    ui_url: str = "http://127.0.0.1:5000"
+
+    @property
+    def tracking_uri(self) -> str:
+        from ml_assets.training.mlflow_registry import tracking_uri_for
+
+        Path(self.directory).mkdir(parents=True, exist_ok=True)
+        return tracking_uri_for(Path(self.directory))
+
+    @property
+    def artifact_location(self) -> str:
+        from ml_assets.training.mlflow_registry import artifact_location_for
+
+        return artifact_location_for(Path(self.directory))
+
+    def dagster_tags(self, context: dg.AssetExecutionContext) -> dict[str, str]:
+        tags = {
+            "dagster.run_id": context.run.run_id,
+            "dagster.asset": context.asset_key.to_user_string(),
+        }
+        if context.has_partition_key:
+            tags["dagster.partition"] = context.partition_key
+        return tags
+
+    def run_url(self, run_id: str) -> str:
+        """Where the MLflow UI (`make mlflow-ui`) shows this run."""
+        from mlflow import MlflowClient
+
+        uri = self.tracking_uri
+        experiment = MlflowClient(tracking_uri=uri).get_run(run_id).info.experiment_id
+        return f"{self.ui_url}/#/experiments/{experiment}/runs/{run_id}"

@@ -16,7 +16,9 @@ def inventory() -> str:
     lines += [
         f"check {key.asset_key.to_user_string()}:{key.name}" for key in graph.asset_check_keys
     ]
-    lines += [f"job {job.name}" for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]
+    lines += [
+        f"job {job.name}" for job in defs.resolve_all_job_defs() if not job.name.startswith("__")
+    ]
     lines += [f"sensor {s.name}" for s in defs.sensors or []]
     lines += [f"schedule {s.name}" for s in defs.schedules or []]
     return "\n".join(sorted(lines)) + "\n"

@@ -1,6 +1,5 @@
 """A sensor that ingests exactly the days whose landing files are new or changed."""
 
-
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,5 +67,3 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
         run_requests=[dg.RunRequest(run_key=c.run_key, partition_key=c.day) for c in changes],
         cursor=json.dumps(seen, sort_keys=True),
     )
-
-

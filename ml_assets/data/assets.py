@@ -1,6 +1,5 @@
 """Data assets: landed files -> raw -> validated + quarantined, and the labels of each day."""
 
-
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -64,7 +63,9 @@ def raw_transactions(
 
 
 def _check(name: str, description: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=VALIDATED_TRANSACTIONS, blocking=True, description=description)
+    return dg.AssetCheckSpec(
+        name, asset=VALIDATED_TRANSACTIONS, blocking=True, description=description
+    )
 
 
 def _result(name: str, outcome: Outcome) -> dg.AssetCheckResult:
@@ -126,7 +127,9 @@ def validated_and_quarantined_transactions(
             )
         },
     )
-    trailing_days = [day - timedelta(days=i) for i in range(1, settings.row_count_trailing_days + 1)]
+    trailing_days = [
+        day - timedelta(days=i) for i in range(1, settings.row_count_trailing_days + 1)
+    ]
     trailing = warehouse.partition_row_counts(table_name(RAW_TRANSACTIONS), trailing_days)
     yield _result(CHECK_SCHEMA, schema_outcome(split.valid, day))
     yield _result(

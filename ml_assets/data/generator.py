@@ -12,8 +12,8 @@ hour (compromised cards burst), the merchant category, channel, cross-border and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 import numpy as np
 import polars as pl
@@ -26,7 +26,16 @@ N_MERCHANTS = 400
 COUNTRIES = np.array(["US", "GB", "DE", "FR", "ES", "NL"])
 COUNTRY_WEIGHTS = np.array([0.35, 0.2, 0.15, 0.12, 0.1, 0.08])
 CATEGORIES = np.array(
-    ["grocery", "fuel", "restaurants", "travel", "online_retail", "electronics", "gaming", "jewelry"]
+    [
+        "grocery",
+        "fuel",
+        "restaurants",
+        "travel",
+        "online_retail",
+        "electronics",
+        "gaming",
+        "jewelry",
+    ]
 )
 CATEGORY_WEIGHTS = np.array([0.28, 0.14, 0.2, 0.06, 0.16, 0.07, 0.05, 0.04])
 # Logit offsets of fraud by merchant category and the typical ticket size of the category.
@@ -149,7 +158,9 @@ def _draw_transactions(day: date, config: GeneratorConfig, entities: Entities) -
         same_country = entities.merchant_country[merchants] == entities.customer_country[customers]
         redraw = redraw & ~same_country
     ticket = CATEGORY_TICKET[entities.merchant_category_index[merchants]]
-    amounts = entities.customer_typical_amount[customers] * ticket * rng.lognormal(0, 0.45, n_normal)
+    amounts = (
+        entities.customer_typical_amount[customers] * ticket * rng.lognormal(0, 0.45, n_normal)
+    )
 
     # Compromised cards: a short burst of large online spending at risky merchants.
     n_compromised = rng.binomial(N_CUSTOMERS, COMPROMISED_SHARE)
@@ -160,8 +171,8 @@ def _draw_transactions(day: date, config: GeneratorConfig, entities: Entities) -
     burst_seconds = burst_start + rng.integers(0, 2_400, size=burst_customers.size)
     risky = np.flatnonzero(entities.merchant_category_index >= 4)
     burst_merchants = rng.choice(risky, size=burst_customers.size)
-    burst_amounts = (
-        entities.customer_typical_amount[burst_customers] * rng.uniform(2.0, 8.0, burst_customers.size)
+    burst_amounts = entities.customer_typical_amount[burst_customers] * rng.uniform(
+        2.0, 8.0, burst_customers.size
     )
 
     customers = np.concatenate([customers, burst_customers])
@@ -177,12 +188,21 @@ def _draw_transactions(day: date, config: GeneratorConfig, entities: Entities) -
     device = np.where(
         online,
         np.where(rng.random(n) < 0.6, "mobile", "desktop"),
-        np.where(channel == "contactless", np.where(rng.random(n) < 0.5, "mobile", "terminal"), "terminal"),
+        np.where(
+            channel == "contactless",
+            np.where(rng.random(n) < 0.5, "mobile", "terminal"),
+            "terminal",
+        ),
     )
 
     order = np.lexsort((seconds, customers))
     customers, merchants, seconds = customers[order], merchants[order], seconds[order]
-    amounts, categories, channel, device = amounts[order], categories[order], channel[order], device[order]
+    amounts, categories, channel, device = (
+        amounts[order],
+        categories[order],
+        channel[order],
+        device[order],
+    )
     prior_1h = _prior_count_within(customers, seconds, 3_600)
     cross_border = entities.merchant_country[merchants] != entities.customer_country[customers]
     logit = fraud_logit(

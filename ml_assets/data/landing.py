@@ -50,9 +50,7 @@ def landing_files(landing_dir: Path, day: date | str, kind: str) -> list[Path]:
     folder = day_dir(landing_dir, day)
     if not folder.is_dir():
         return []
-    return sorted(
-        p for p in folder.iterdir() if p.name.startswith(kind) and p.suffix in SUFFIXES
-    )
+    return sorted(p for p in folder.iterdir() if p.name.startswith(kind) and p.suffix in SUFFIXES)
 
 
 def fingerprint(files: list[Path]) -> str:
@@ -93,8 +91,10 @@ def _coerce(column: pl.Series, dtype: pl.DataType) -> pl.Series:
     if isinstance(dtype, pl.Datetime):
         if column.dtype == pl.String:
             parsed = column.str.to_datetime(time_unit="us", strict=False)
-            return parsed.dt.replace_time_zone("UTC") if parsed.dtype.time_zone is None else (
-                parsed.dt.convert_time_zone("UTC")
+            return (
+                parsed.dt.replace_time_zone("UTC")
+                if parsed.dtype.time_zone is None
+                else (parsed.dt.convert_time_zone("UTC"))
             )
         if isinstance(column.dtype, pl.Datetime):
             column = column.dt.cast_time_unit("us")
@@ -125,12 +125,19 @@ def coerce_to_contract(
         if failed.any():
             errors.append(
                 pl.when(pl.Series(failed)).then(
-                    pl.format("{}={} is not {}", pl.lit(name), pl.Series(original.cast(pl.String)), pl.lit(str(dtype)))
+                    pl.format(
+                        "{}={} is not {}",
+                        pl.lit(name),
+                        pl.Series(original.cast(pl.String)),
+                        pl.lit(str(dtype)),
+                    )
                 )
             )
     result = frame.with_columns(**coerced)
     if errors:
-        result = result.with_columns(pl.concat_str(errors, separator="; ", ignore_nulls=True).alias(INGEST_ERROR))
+        result = result.with_columns(
+            pl.concat_str(errors, separator="; ", ignore_nulls=True).alias(INGEST_ERROR)
+        )
     return result
 
 
@@ -146,7 +153,9 @@ def read_transactions(landing_dir: Path, day: date | str) -> LandingRead:
     frames = []
     for path in files:
         raw = _read_file(path)
-        present_optional = {k: v for k, v in OPTIONAL_TRANSACTION_COLUMNS.items() if k in raw.columns}
+        present_optional = {
+            k: v for k, v in OPTIONAL_TRANSACTION_COLUMNS.items() if k in raw.columns
+        }
         frames.append(coerce_to_contract(raw, {**contract, **present_optional}, str(path)))
     frame = pl.concat(frames, how="diagonal_relaxed")
     if INGEST_ERROR not in frame.columns:

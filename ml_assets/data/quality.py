@@ -27,7 +27,8 @@ def schema_outcome(valid: pl.DataFrame, day: date) -> Outcome:
     cases = failure_cases(valid, transaction_schema(day))
     return Outcome(
         passed=cases.height == 0,
-        description="validated rows pass the schema" if cases.height == 0
+        description="validated rows pass the schema"
+        if cases.height == 0
         else f"{cases.height} failure(s) in validated rows, e.g. {cases.row(0, named=True)}",
         metadata={"failure_cases": cases.height},
     )
@@ -39,8 +40,13 @@ def conservation_outcome(raw_rows: int, valid_rows: int, quarantined_rows: int) 
     return Outcome(
         passed=balance == 0,
         description=f"raw {raw_rows} = valid {valid_rows} + quarantined {quarantined_rows}"
-        if balance == 0 else f"{balance} row(s) unaccounted for",
-        metadata={"raw_rows": raw_rows, "valid_rows": valid_rows, "quarantined_rows": quarantined_rows},
+        if balance == 0
+        else f"{balance} row(s) unaccounted for",
+        metadata={
+            "raw_rows": raw_rows,
+            "valid_rows": valid_rows,
+            "quarantined_rows": quarantined_rows,
+        },
     )
 
 
@@ -64,7 +70,12 @@ def row_count_outcome(rows: int, trailing: dict[date, int], tolerance: float) ->
         passed=low <= rows <= high,
         description=f"{rows} rows vs trailing mean {mean:.0f} over {len(trailing)} day(s), "
         f"bounds [{low:.0f}, {high:.0f}]",
-        metadata={"rows": rows, "trailing_mean": round(mean, 1), "low": round(low), "high": round(high)},
+        metadata={
+            "rows": rows,
+            "trailing_mean": round(mean, 1),
+            "low": round(low),
+            "high": round(high),
+        },
     )
 
 

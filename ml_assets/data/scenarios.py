@@ -46,7 +46,9 @@ class Scenario:
         """Read `name@YYYY-MM-DD..YYYY-MM-DD` (or `name@YYYY-MM-DD` for one day)."""
         name, _, span = text.partition("@")
         if not span:
-            raise ValueError(f"scenario {text!r}: expected name@START..END, e.g. {name}@2026-03-01..2026-03-05")
+            raise ValueError(
+                f"scenario {text!r}: expected name@START..END, e.g. {name}@2026-03-01..2026-03-05"
+            )
         start, _, end = span.partition("..")
         return cls(name, date.fromisoformat(start), date.fromisoformat(end or start))
 
@@ -67,10 +69,12 @@ def _add_new_category(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataF
     probability = np.where(moved, shifted, frame["true_fraud_probability"].to_numpy())
     redrawn = (rng.random(n) < probability).astype(np.int8)
     return frame.with_columns(
-        merchant_id=pl.when(pl.Series(moved)).then(pl.Series(new_merchants)).otherwise("merchant_id"),
-        merchant_category=pl.when(pl.Series(moved)).then(pl.lit(NEW_CATEGORY)).otherwise(
-            "merchant_category"
-        ),
+        merchant_id=pl.when(pl.Series(moved))
+        .then(pl.Series(new_merchants))
+        .otherwise("merchant_id"),
+        merchant_category=pl.when(pl.Series(moved))
+        .then(pl.lit(NEW_CATEGORY))
+        .otherwise("merchant_category"),
         channel=pl.when(pl.Series(moved)).then(pl.lit("online")).otherwise("channel"),
         true_fraud_probability=pl.Series(probability),
         _is_fraud=pl.when(pl.Series(moved)).then(pl.Series(redrawn)).otherwise("_is_fraud"),

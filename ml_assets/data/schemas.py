@@ -51,8 +51,10 @@ def transaction_schema(day: date) -> pa.DataFrameSchema:
             ),
             INGEST_ERROR: pa.Column(
                 pl.String,
-                pa.Check(lambda data: data.lazyframe.select(pl.col(data.key).is_null()),
-                         error="value could not be read as its contract type"),
+                pa.Check(
+                    lambda data: data.lazyframe.select(pl.col(data.key).is_null()),
+                    error="value could not be read as its contract type",
+                ),
                 nullable=True,
                 required=False,
             ),

@@ -66,7 +66,10 @@ def split_valid_quarantine(raw: pl.DataFrame, day: date) -> ValidationSplit:
     reasons = (
         cases.group_by("index")
         .agg(
-            pl.format("{}: {}", "column", "check").unique(maintain_order=True).str.join("; ").alias(REASON),
+            pl.format("{}: {}", "column", "check")
+            .unique(maintain_order=True)
+            .str.join("; ")
+            .alias(REASON),
             pl.col("column").unique(maintain_order=True).str.join(",").alias(FAILED_COLUMNS),
         )
         .rename({"index": ROW_INDEX})
@@ -84,5 +87,9 @@ def split_valid_quarantine(raw: pl.DataFrame, day: date) -> ValidationSplit:
         .sort(ROW_INDEX)
         .drop(ROW_INDEX)
     )
-    valid = indexed.join(reasons, on=ROW_INDEX, how="anti").sort(ROW_INDEX).drop(ROW_INDEX, INGEST_ERROR)
+    valid = (
+        indexed.join(reasons, on=ROW_INDEX, how="anti")
+        .sort(ROW_INDEX)
+        .drop(ROW_INDEX, INGEST_ERROR)
+    )
     return ValidationSplit(valid=valid, quarantined=quarantined)

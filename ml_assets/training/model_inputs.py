@@ -147,9 +147,13 @@ class ModelInputs:
     def from_frame(
         cls, frame: pl.DataFrame, feature_versions: Mapping[str, str] | None = None
     ) -> ModelInputs:
-        """Inputs of a training frame: amount, every `customer__*`/`merchant__*` column
-        and the derived request columns that frame supports."""
-        stored = [c for c in frame.columns if c.startswith(FEATURE_PREFIXES)]
+        """Inputs of a training frame: amount, every numeric `customer__*`/`merchant__*`
+        column (not the as-of times) and the derived request columns that frame supports."""
+        stored = [
+            c
+            for c in frame.columns
+            if c.startswith(FEATURE_PREFIXES) and frame.schema[c].is_numeric()
+        ]
         derived = [*DERIVED_ALWAYS, *(DERIVED_WITH_MEAN if CUSTOMER_MEAN_AMOUNT in stored else ())]
         missing = [c for c in CATEGORICAL_COLUMNS if c not in frame.columns]
         if missing:

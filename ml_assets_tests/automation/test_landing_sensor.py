@@ -21,7 +21,11 @@ def _tick(settings, instance, cursor=None) -> dg.SensorResult:
 def test_requests_each_new_day_once_and_changed_days_again(settings, instance, generator_config):
     list(land_days(settings.landing_dir, START, 3, generator_config))
     first = _tick(settings, instance)
-    assert [r.partition_key for r in first.run_requests] == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    assert [r.partition_key for r in first.run_requests] == [
+        "2026-03-01",
+        "2026-03-02",
+        "2026-03-03",
+    ]
     assert len({r.run_key for r in first.run_requests}) == 3
 
     assert _tick(settings, instance, first.cursor).run_requests == []

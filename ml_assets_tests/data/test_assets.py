@@ -40,22 +40,37 @@ def test_a_day_materializes_with_passing_checks_and_metadata(settings, instance,
     result = _materialize(settings, instance, DAY)
     assert result.success
     checks = _checks(result)
-    assert set(checks) == {"schema", "rows_conserved", "quarantine_share", "row_count_in_bounds", "null_rates"}
+    assert set(checks) == {
+        "schema",
+        "rows_conserved",
+        "quarantine_share",
+        "row_count_in_bounds",
+        "null_rates",
+    }
     assert all(c.passed for c in checks.values())
     for key in (data.RAW_TRANSACTIONS, data.VALIDATED_TRANSACTIONS, data.TRANSACTION_LABELS):
         event = instance.get_latest_materialization_event(key).asset_materialization
         assert event.partition == DAY.isoformat()
         metadata = event.metadata
-        assert {"dagster/row_count", "dagster/column_schema", "path", "data_version"} <= set(metadata)
-        assert metadata["dagster/row_count"].value == read_partition(settings.warehouse_dir, key.path[0], DAY).height
+        assert {"dagster/row_count", "dagster/column_schema", "path", "data_version"} <= set(
+            metadata
+        )
+        assert (
+            metadata["dagster/row_count"].value
+            == read_partition(settings.warehouse_dir, key.path[0], DAY).height
+        )
 
 
 def test_rematerializing_a_day_is_idempotent(settings, instance, generator_config):
     _land(settings, generator_config)
     _materialize(settings, instance, DAY)
-    first = instance.get_latest_materialization_event(data.VALIDATED_TRANSACTIONS).asset_materialization
+    first = instance.get_latest_materialization_event(
+        data.VALIDATED_TRANSACTIONS
+    ).asset_materialization
     _materialize(settings, instance, DAY)
-    second = instance.get_latest_materialization_event(data.VALIDATED_TRANSACTIONS).asset_materialization
+    second = instance.get_latest_materialization_event(
+        data.VALIDATED_TRANSACTIONS
+    ).asset_materialization
     assert first.metadata["data_version"] == second.metadata["data_version"]
     folder = partition_path(settings.warehouse_dir, "validated_transactions", DAY).parent
     assert [p.name for p in folder.iterdir()] == ["data.parquet"]
@@ -114,8 +129,12 @@ def test_missing_required_column_fails_the_run_with_its_name(settings, instance,
     from ml_assets.data.generator import generate_transactions
     from ml_assets.data.landing import write_landing_file
 
-    write_landing_file(settings.landing_dir, DAY, "transactions",
-                       generate_transactions(DAY, generator_config).drop("merchant_id"))
+    write_landing_file(
+        settings.landing_dir,
+        DAY,
+        "transactions",
+        generate_transactions(DAY, generator_config).drop("merchant_id"),
+    )
     result = _materialize(settings, instance, DAY)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)

@@ -38,15 +38,21 @@ def test_days_are_independent(generator_config):
 
 
 def test_seed_changes_the_rows(generator_config):
-    other_seed = GeneratorConfig(seed=99, transactions_per_day=generator_config.transactions_per_day)
-    assert not generate_transactions(DAY, generator_config).equals(generate_transactions(DAY, other_seed))
+    other_seed = GeneratorConfig(
+        seed=99, transactions_per_day=generator_config.transactions_per_day
+    )
+    assert not generate_transactions(DAY, generator_config).equals(
+        generate_transactions(DAY, other_seed)
+    )
 
 
 def test_rows_fall_on_their_day_and_entities_are_stable(generator_config):
     frame = generate_transactions(DAY, generator_config)
     assert frame["event_time"].dt.date().unique().to_list() == [DAY]
     later = generate_transactions(DAY + timedelta(days=5), generator_config)
-    homes = pl.concat([frame, later]).group_by("customer_id").agg(pl.col("customer_country").n_unique())
+    homes = (
+        pl.concat([frame, later]).group_by("customer_id").agg(pl.col("customer_country").n_unique())
+    )
     assert homes["customer_country"].max() == 1
 
 
@@ -56,12 +62,21 @@ def test_fraud_follows_behaviour_features_can_see():
         for i in range(3)
     ).sort("customer_id", "event_time")
     prior = truth.with_columns(
-        burst=(pl.col("event_time").diff().over("customer_id") < pl.duration(minutes=40)).fill_null(False)
+        burst=(pl.col("event_time").diff().over("customer_id") < pl.duration(minutes=40)).fill_null(
+            False
+        )
     )
-    rate = prior.group_by("burst").agg(pl.col("_is_fraud").mean()).sort("burst")["_is_fraud"].to_list()
+    rate = (
+        prior.group_by("burst").agg(pl.col("_is_fraud").mean()).sort("burst")["_is_fraud"].to_list()
+    )
     assert rate[1] > 3 * rate[0]  # velocity bursts carry far more fraud
-    online = truth.group_by(pl.col("channel") == "online").agg(pl.col("true_fraud_probability").mean())
-    assert online.sort("channel")["true_fraud_probability"].to_list()[1] > online.sort("channel")["true_fraud_probability"].to_list()[0]
+    online = truth.group_by(pl.col("channel") == "online").agg(
+        pl.col("true_fraud_probability").mean()
+    )
+    assert (
+        online.sort("channel")["true_fraud_probability"].to_list()[1]
+        > online.sort("channel")["true_fraud_probability"].to_list()[0]
+    )
 
 
 def test_labels_arrive_late_and_some_never(generator_config):
@@ -86,18 +101,25 @@ def test_labels_arrive_late_and_some_never(generator_config):
 
 def test_scenarios_change_only_their_days(generator_config):
     scenario = Scenario("amount_inflation", DAY, DAY)
-    drifted = GeneratorConfig(transactions_per_day=generator_config.transactions_per_day, scenarios=(scenario,))
+    drifted = GeneratorConfig(
+        transactions_per_day=generator_config.transactions_per_day, scenarios=(scenario,)
+    )
     clean = generate_transactions(DAY, generator_config)
     inflated = generate_transactions(DAY, drifted)
     assert np.isclose(inflated["amount"].sum() / clean["amount"].sum(), 1.6, rtol=0.01)
     other_day = DAY - timedelta(days=1)
-    assert generate_transactions(other_day, drifted).equals(generate_transactions(other_day, generator_config))
+    assert generate_transactions(other_day, drifted).equals(
+        generate_transactions(other_day, generator_config)
+    )
 
 
 def test_new_category_and_broken_upstream(generator_config):
     config = GeneratorConfig(
         transactions_per_day=generator_config.transactions_per_day,
-        scenarios=(Scenario("new_merchant_category", DAY, DAY), Scenario("broken_upstream", DAY, DAY)),
+        scenarios=(
+            Scenario("new_merchant_category", DAY, DAY),
+            Scenario("broken_upstream", DAY, DAY),
+        ),
     )
     frame = generate_transactions(DAY, config)
     assert "crypto_exchange" in frame["merchant_category"].to_list()

@@ -5,7 +5,12 @@ import pytest
 
 from ml_assets.data.columns import INGEST_ERROR
 from ml_assets.data.generator import GeneratorConfig, generate_transactions
-from ml_assets.data.landing import MissingColumnsError, read_labels, read_transactions, write_landing_file
+from ml_assets.data.landing import (
+    MissingColumnsError,
+    read_labels,
+    read_transactions,
+    write_landing_file,
+)
 from ml_assets.data.scenarios import Scenario
 from ml_assets.data.validation import SchemaMismatchError, split_valid_quarantine
 
@@ -18,7 +23,9 @@ def transactions(generator_config) -> pl.DataFrame:
 
 
 def test_added_column_is_kept_and_recorded(tmp_path, transactions):
-    write_landing_file(tmp_path, DAY, "transactions", transactions.with_columns(loyalty_tier=pl.lit("gold")))
+    write_landing_file(
+        tmp_path, DAY, "transactions", transactions.with_columns(loyalty_tier=pl.lit("gold"))
+    )
     read = read_transactions(tmp_path, DAY)
     assert read.added_columns == ["loyalty_tier"]
     split = split_valid_quarantine(read.frame, DAY)
@@ -60,18 +67,29 @@ def test_quarantine_conserves_rows_and_names_reasons(tmp_path, transactions):
     frame = frame.with_columns(pl.col("amount").cast(pl.String))
     frame = frame.with_columns(
         amount=pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("12,50")).otherwise("amount"),
-        transaction_id=pl.when(pl.int_range(pl.len()) == 7).then(pl.lit(frame["transaction_id"][8])).otherwise("transaction_id"),
-    ).with_columns(amount=pl.when(pl.int_range(pl.len()) == 9).then(pl.lit("-3.0")).otherwise("amount"))
+        transaction_id=pl.when(pl.int_range(pl.len()) == 7)
+        .then(pl.lit(frame["transaction_id"][8]))
+        .otherwise("transaction_id"),
+    ).with_columns(
+        amount=pl.when(pl.int_range(pl.len()) == 9).then(pl.lit("-3.0")).otherwise("amount")
+    )
     write_landing_file(tmp_path, DAY, "transactions", frame, "csv")
     raw = read_transactions(tmp_path, DAY).frame
     split = split_valid_quarantine(raw, DAY)
     assert split.valid.height + split.quarantined.height == raw.height
     assert set(split.valid.columns).isdisjoint({INGEST_ERROR, "quarantine_reason"})
-    reasons = dict(zip(split.quarantined["transaction_id"], split.quarantined["quarantine_reason"], strict=True))
+    reasons = dict(
+        zip(
+            split.quarantined["transaction_id"], split.quarantined["quarantine_reason"], strict=True
+        )
+    )
     assert "amount=12,50 is not Float64" in reasons[frame["transaction_id"][5]]
     assert "amount: greater_than(0)" in reasons[frame["transaction_id"][9]]
     assert "transaction_id" in reasons[frame["transaction_id"][8]]
-    assert split.quarantined.filter(pl.col("quarantine_reason").str.contains("channel: isin")).height > 0
+    assert (
+        split.quarantined.filter(pl.col("quarantine_reason").str.contains("channel: isin")).height
+        > 0
+    )
     assert split.quarantined.filter(pl.col("failed_columns").str.contains("amount")).height > 0
 
 
@@ -82,7 +100,9 @@ def test_event_on_another_day_is_quarantined(transactions):
         .otherwise("event_time")
     )
     split = split_valid_quarantine(shifted, DAY)
-    assert split.quarantined["quarantine_reason"].to_list() == ["event_time: event_time must fall on 2026-03-04"]
+    assert split.quarantined["quarantine_reason"].to_list() == [
+        "event_time: event_time must fall on 2026-03-04"
+    ]
 
 
 def test_wrong_column_type_fails_the_whole_day(transactions):

@@ -57,7 +57,12 @@ def test_partition_outside_the_window_is_never_read(materialized):
     # Corrupt a day the next feature run must not touch: any read of it would fail.
     next_day = LAST + timedelta(days=1)
     list(land_days(settings.landing_dir, next_day, 1, GeneratorConfig(transactions_per_day=500)))
-    dg.materialize(ASSETS[:3], partition_key=next_day.isoformat(), resources=build_resources(settings), instance=instance)
+    dg.materialize(
+        ASSETS[:3],
+        partition_key=next_day.isoformat(),
+        resources=build_resources(settings),
+        instance=instance,
+    )
     outside = START - timedelta(days=40)
     garbage = partition_path(settings.warehouse_dir, "validated_transactions", outside)
     garbage.parent.mkdir(parents=True)
@@ -82,12 +87,27 @@ def test_training_set_is_point_in_time_with_lineage(materialized):
     settings, instance = materialized
     rows = read_partition(settings.warehouse_dir, "training_set", LAST)
     assert rows.height > 0
-    assert (rows["customer__feature_time"].drop_nulls() < rows.filter(pl.col("customer__feature_time").is_not_null())["event_time"]).all()
-    assert (rows["merchant__feature_time"].drop_nulls() < rows.filter(pl.col("merchant__feature_time").is_not_null())["event_time"]).all()
-    metadata = instance.get_latest_materialization_event(TRAINING_SET).asset_materialization.metadata
+    assert (
+        rows["customer__feature_time"].drop_nulls()
+        < rows.filter(pl.col("customer__feature_time").is_not_null())["event_time"]
+    ).all()
+    assert (
+        rows["merchant__feature_time"].drop_nulls()
+        < rows.filter(pl.col("merchant__feature_time").is_not_null())["event_time"]
+    ).all()
+    metadata = instance.get_latest_materialization_event(
+        TRAINING_SET
+    ).asset_materialization.metadata
     lineage = metadata["input_data_versions"].value
-    assert set(lineage) == {"transaction_labels", "validated_transactions", "customer_features", "merchant_features"}
-    assert set(lineage["customer_features"]) == {(START + timedelta(days=i)).isoformat() for i in range(DAYS)}
+    assert set(lineage) == {
+        "transaction_labels",
+        "validated_transactions",
+        "customer_features",
+        "merchant_features",
+    }
+    assert set(lineage["customer_features"]) == {
+        (START + timedelta(days=i)).isoformat() for i in range(DAYS)
+    }
     assert metadata["feature_versions"].value["customer_features"] == CUSTOMER_FEATURES.version
 
 
@@ -95,9 +115,13 @@ def test_online_values_equal_offline_as_of_the_same_instant(materialized):
     settings, _ = materialized
     at = datetime(LAST.year, LAST.month, LAST.day, tzinfo=UTC) + timedelta(days=1)
     store = open_online_store("", settings.home)
-    for feature_set, table in ((CUSTOMER_FEATURES, "customer_features"), (MERCHANT_FEATURES, "merchant_features")):
+    for feature_set, table in (
+        (CUSTOMER_FEATURES, "customer_features"),
+        (MERCHANT_FEATURES, "merchant_features"),
+    ):
         offline_features = pl.concat(
-            read_partition(settings.warehouse_dir, table, START + timedelta(days=i)) for i in range(DAYS)
+            read_partition(settings.warehouse_dir, table, START + timedelta(days=i))
+            for i in range(DAYS)
         )
         keys = offline_features[feature_set.key].unique().sort().head(50).to_list()
         probe = pl.DataFrame({feature_set.key: keys, "event_time": [at] * len(keys)}).with_columns(

@@ -1,0 +1,328 @@
+"""Model assets: the LightGBM teacher, the distilled student, and their evaluation with the
+promotion gates as blocking checks. Models live in the MLflow registry; the asset value is
+a `ModelRef` (name, version, window) so downstream assets load exactly that version."""
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from ml_assets.features.assets import TRAINING_SET
+from ml_assets.features.registry import FEATURE_SETS
+from ml_assets.resources import MlflowResource, Warehouse, table_name
+from ml_assets.training.evaluation import Evaluation, evaluate_model, evaluate_models
+from ml_assets.training.gates import GATE_NAMES, GateResult, GateThresholds, evaluate_gates
+from ml_assets.training.mlflow_registry import (
+    CHAMPION,
+    STUDENT_MODEL_NAME,
+    lineage_from_partitions,
+    load_model_version,
+    log_student,
+    log_teacher,
+    resolve_version,
+)
+from ml_assets.training.model_inputs import ModelInputs
+from ml_assets.training.plots import write_evaluation_plots
+from ml_assets.training.student import StudentConfig, train_student
+from ml_assets.training.teacher import TeacherConfig, train_teacher
+from ml_assets.training.window import ModelRef, choose_partitions, split_holdout
+
+TEACHER_MODEL = dg.AssetKey("teacher_model")
+STUDENT_MODEL = dg.AssetKey("student_model")
+MODEL_EVALUATION = dg.AssetKey("model_evaluation")
+GROUP = "models"
+FEATURE_VERSIONS = {f.column: f.version for fs in FEATURE_SETS.values() for f in fs.features}
+
+
+class TeacherTrainingConfig(dg.Config):
+    """The training window and the teacher's size; the launchpad shows these."""
+
+    window_days: int = 21
+    holdout_days: int = 3
+    validation_days: int = 2
+    end_date: str = ""
+    num_boost_round: int = 3000
+    learning_rate: float = 0.03
+    num_leaves: int = 31
+    early_stopping_rounds: int = 150
+
+
+class StudentTrainingConfig(dg.Config):
+    """The student's size and distillation budget (it is sized for latency, not accuracy)."""
+
+    hidden: list[int] = [64, 32]
+    epochs: int = 12
+    batch_size: int = 1024
+    label_weight: float = 0.2
+    max_rows: int = 250_000
+
+
+class GateConfig(dg.Config):
+    """Promotion thresholds: a candidate that misses any of them is never served."""
+
+    min_auc: float = GateThresholds.min_auc
+    min_student_teacher_auc_ratio: float = GateThresholds.min_student_teacher_auc_ratio
+    slice_auc_floor: float = GateThresholds.slice_auc_floor
+    max_ece: float = GateThresholds.max_ece
+    max_regression_vs_champion: float = GateThresholds.max_regression_vs_champion
+
+
+def _training_rows(warehouse: Warehouse, partitions: list[str]) -> pl.DataFrame:
+    return warehouse.read(table_name(TRAINING_SET), partitions)
+
+
+def _headline(metrics: dict[str, float], names: tuple[str, ...]) -> dict[str, float]:
+    return {n: round(metrics[n], 5) for n in names if n in metrics}
+
+
+@dg.asset(
+    key=TEACHER_MODEL,
+    group_name=GROUP,
+    deps=[TRAINING_SET],
+    kinds={"lightgbm", "mlflow"},
+    pool="mlflow",
+    description="LightGBM trained on a window of training_set days (older days fit, newer "
+    "validate, newest held out for evaluation), logged and registered in MLflow.",
+)
+def teacher_model(
+    context: dg.AssetExecutionContext,
+    config: TeacherTrainingConfig,
+    warehouse: Warehouse,
+    mlflow: MlflowResource,
+) -> dg.Output[ModelRef]:
+    available = warehouse.partitions(table_name(TRAINING_SET))
+    partitions = choose_partitions(available, config.window_days, config.end_date)
+    frame = _training_rows(warehouse, partitions)
+    train, holdout, holdout_start = split_holdout(frame, config.holdout_days)
+    context.log.info(
+        f"training on {train.height} rows of {partitions[0]}..{partitions[-1]}, holding out "
+        f"{holdout.height} rows from {holdout_start}"
+    )
+    inputs = ModelInputs.from_frame(train, FEATURE_VERSIONS)
+    teacher_config = TeacherConfig(
+        num_boost_round=config.num_boost_round,
+        learning_rate=config.learning_rate,
+        num_leaves=config.num_leaves,
+        early_stopping_rounds=config.early_stopping_rounds,
+        validation_days=config.validation_days,
+    )
+    teacher = train_teacher(train, inputs, teacher_config)
+    data_versions = warehouse.partition_digests(table_name(TRAINING_SET), partitions)
+    lineage = lineage_from_partitions(partitions, FEATURE_VERSIONS, data_versions)
+    metrics = {k: float(v) for k, v in teacher.info.items() if isinstance(v, int | float)}
+    registered = log_teacher(
+        teacher,
+        tracking_uri=mlflow.tracking_uri,
+        lineage=lineage,
+        metrics=metrics,
+        params={**asdict(teacher_config), "holdout_start": holdout_start.isoformat()},
+        tags=mlflow.dagster_tags(context),
+        artifact_location=mlflow.artifact_location,
+    )
+    ref = ModelRef(
+        registered.name,
+        registered.version,
+        registered.run_id,
+        tuple(partitions),
+        holdout_start,
+        data_versions,
+    )
+    return dg.Output(
+        ref,
+        metadata={
+            "registered_version": f"{ref.name} v{ref.version}",
+            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(ref.run_id)),
+            "window": f"{partitions[0]}..{partitions[-1]} ({len(partitions)} label days)",
+            "holdout_start": holdout_start.isoformat(),
+            "train_rows": train.height,
+            **_headline(metrics, ("best_iteration", "valid_auc", "valid_logloss")),
+        },
+    )
+
+
+@dg.asset(
+    key=STUDENT_MODEL,
+    group_name=GROUP,
+    kinds={"pytorch", "mlflow"},
+    pool="mlflow",
+    description="A small MLP distilled from the teacher's soft predictions (plus labels) on the "
+    "teacher's own window, with its preprocessing saved beside the weights; for serving.",
+)
+def student_model(
+    context: dg.AssetExecutionContext,
+    config: StudentTrainingConfig,
+    teacher_model: ModelRef,
+    warehouse: Warehouse,
+    mlflow: MlflowResource,
+) -> dg.Output[ModelRef]:
+    teacher = load_model_version(teacher_model.name, teacher_model.version, mlflow.tracking_uri)
+    frame = _training_rows(warehouse, list(teacher_model.partitions))
+    train = frame.filter(pl.col("event_time").dt.date() < teacher_model.holdout_start)
+    if train.height > config.max_rows:
+        # Distillation needs coverage, not every row; the newest days stay whole for validation.
+        train = train.sample(config.max_rows, seed=7).sort("event_time")
+    student_config = StudentConfig(
+        hidden=tuple(config.hidden),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        label_weight=config.label_weight,
+    )
+    context.log.info(f"distilling teacher v{teacher_model.version} on {train.height} rows")
+    student = train_student(train, teacher, student_config)
+    lineage = lineage_from_partitions(
+        teacher_model.partitions, FEATURE_VERSIONS, teacher_model.data_versions
+    )
+    registered = log_student(
+        student,
+        tracking_uri=mlflow.tracking_uri,
+        lineage=lineage,
+        teacher_version=teacher_model.version,
+        params=asdict(student_config),
+        tags=mlflow.dagster_tags(context),
+        artifact_location=mlflow.artifact_location,
+    )
+    ref = ModelRef(
+        registered.name,
+        registered.version,
+        registered.run_id,
+        teacher_model.partitions,
+        teacher_model.holdout_start,
+        teacher_model.data_versions,
+    )
+    return dg.Output(
+        ref,
+        metadata={
+            "registered_version": f"{ref.name} v{ref.version}",
+            "teacher_version": teacher_model.version,
+            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(ref.run_id)),
+            "train_rows": train.height,
+        },
+    )
+
+
+def _gate_check_results(gates: list[GateResult]) -> Iterator[dg.AssetCheckResult]:
+    for gate in gates:
+        yield dg.AssetCheckResult(
+            check_name=gate.name,
+            asset_key=MODEL_EVALUATION,
+            passed=gate.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=gate.message,
+            metadata={
+                "value": gate.value if gate.value is not None else float("nan"),
+                "threshold": gate.threshold,
+                "message": gate.message,
+            },
+        )
+
+
+def _metrics_markdown(evaluation: Evaluation) -> str:
+    rows = []
+    for m in (evaluation.teacher, evaluation.student):
+        one = next((s for s in m.latency if s.batch_rows == 1), None)
+        rows.append(
+            f"| {m.model} | {m.roc_auc:.4f} | {m.pr_auc:.4f} | {m.log_loss:.4f} | {m.ece:.4f} | "
+            f"{m.fraud_amount_caught:.1%} | {one.p50_ms if one else float('nan'):.3f} |"
+        )
+    bayes = f"{evaluation.bayes_auc:.4f}" if evaluation.bayes_auc is not None else "n/a"
+    return (
+        "| model | ROC-AUC | PR-AUC | log loss | ECE | fraud amount caught @1% | p50 ms (1 row) |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + f"\n\nBest reachable AUC (true "
+        f"fraud probability on the same rows): **{bayes}**"
+    )
+
+
+def _champion_metrics(mlflow: MlflowResource, candidate: ModelRef, holdout: pl.DataFrame):
+    """The current champion scored on the candidate's rows, or None without a champion."""
+    version = resolve_version(mlflow.tracking_uri, STUDENT_MODEL_NAME, CHAMPION)
+    if version is None or version == candidate.version:
+        return None, version
+    champion = load_model_version(STUDENT_MODEL_NAME, version, mlflow.tracking_uri)
+    return evaluate_model("champion", champion, holdout), version
+
+
+@dg.asset(
+    key=MODEL_EVALUATION,
+    group_name=GROUP,
+    kinds={"mlflow"},
+    pool="mlflow",
+    check_specs=[
+        dg.AssetCheckSpec(
+            name, asset=MODEL_EVALUATION, blocking=True, description=f"Promotion gate {name}"
+        )
+        for name in GATE_NAMES
+    ],
+    description="Teacher and student on the held-out newest days: AUC, PR-AUC, log loss, "
+    "calibration, best reachable AUC, fidelity, latency, slices, fraud amount caught; "
+    "pictures in MLflow. The promotion gates are its blocking checks.",
+)
+def model_evaluation(
+    context: dg.AssetExecutionContext,
+    config: GateConfig,
+    teacher_model: ModelRef,
+    student_model: ModelRef,
+    warehouse: Warehouse,
+    mlflow: MlflowResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    from mlflow import MlflowClient
+
+    uri = mlflow.tracking_uri
+    teacher = load_model_version(teacher_model.name, teacher_model.version, uri)
+    student = load_model_version(student_model.name, student_model.version, uri)
+    frame = _training_rows(warehouse, list(student_model.partitions))
+    holdout = frame.filter(pl.col("event_time").dt.date() >= student_model.holdout_start)
+    context.log.info(
+        f"evaluating on {holdout.height} held-out rows from {student_model.holdout_start}"
+    )
+    evaluation = evaluate_models(teacher, student, holdout)
+    champion_metrics, champion_version = _champion_metrics(mlflow, student_model, holdout)
+    thresholds = GateThresholds(**config.model_dump())
+    gates = evaluate_gates(evaluation, thresholds, champion_metrics)
+    passed = all(g.passed for g in gates)
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    metrics = evaluation.to_metrics()
+    for key, value in metrics.items():
+        client.log_metric(student_model.run_id, f"eval_{key}", value)
+    with tempfile.TemporaryDirectory() as tmp:
+        y = holdout["is_fraud"].cast(pl.Float64).to_numpy()
+        truth = holdout.get_column("true_fraud_probability", default=None)
+        bayes = truth.to_numpy() if truth is not None else None
+        plots = write_evaluation_plots(y, evaluation.scores, Path(tmp), bayes=bayes)
+        for path in plots.values():
+            client.log_artifact(student_model.run_id, str(path), "evaluation")
+        slices = Path(tmp) / "slices.csv"
+        evaluation.slices_frame().write_csv(slices)
+        client.log_artifact(student_model.run_id, str(slices), "evaluation")
+    client.set_tag(student_model.run_id, "gates_passed", str(passed))
+    artifacts = f"{mlflow.run_url(student_model.run_id)}/artifacts/evaluation"
+    yield dg.Output(
+        {
+            "candidate": student_model,
+            "passed": passed,
+            "gates": [asdict(g) for g in gates],
+            "metrics": metrics,
+        },
+        metadata={
+            "candidate": f"{student_model.name} v{student_model.version}",
+            "teacher": f"{teacher_model.name} v{teacher_model.version}",
+            "gates_passed": passed,
+            "champion_compared": champion_version or "none",
+            "metrics": dg.MetadataValue.md(_metrics_markdown(evaluation)),
+            "gates": dg.MetadataValue.md(
+                "\n".join(f"- {'PASS' if g.passed else 'FAIL'} {g.message}" for g in gates)
+            ),
+            "curves": dg.MetadataValue.url(artifacts),
+            "holdout_rows": holdout.height,
+            "student_auc": metrics.get("student_roc_auc", float("nan")),
+            "teacher_auc": metrics.get("teacher_roc_auc", float("nan")),
+            "bayes_auc": evaluation.bayes_auc or float("nan"),
+        },
+    )
+    yield from _gate_check_results(gates)
+
+
+assets = [teacher_model, student_model, model_evaluation]
