@@ -5,8 +5,11 @@ import dagster as dg
 from ml_assets.automation.deployment import deploy_job, deployed_model, promotion_sensor
 from ml_assets.automation.jobs import jobs
 from ml_assets.automation.landing_sensor import landing_sensor
+from ml_assets.automation.retrain_sensor import drift_retrain_sensor
+from ml_assets.automation.schedules import schedules
 from ml_assets.data.assets import assets as data_assets
 from ml_assets.features.assets import assets as feature_assets
+from ml_assets.monitoring.assets import assets as monitoring_assets
 from ml_assets.resources import (
     LandingZone,
     MlflowResource,
@@ -31,14 +34,15 @@ def build_resources(settings: Settings) -> dict[str, object]:
     }
 
 
-ASSETS = [*data_assets, *feature_assets, *model_assets, deployed_model]
+ASSETS = [*data_assets, *feature_assets, *model_assets, deployed_model, *monitoring_assets]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         jobs=[*jobs, deploy_job],
-        sensors=[landing_sensor, promotion_sensor],
+        schedules=schedules,
+        sensors=[landing_sensor, promotion_sensor, drift_retrain_sensor],
         resources=build_resources(settings or get_settings()),
     )
 

@@ -1,5 +1,9 @@
 """The demo: land 30 generated days and materialize every asset for them on the real
-Dagster instance, so the runs, checks and lineage show in the UI afterwards."""
+Dagster instance, so the runs, checks and lineage show in the UI afterwards.
+
+Three stages, in the order data flows: each day's data and features; then the models on
+the days before the drift scenarios (evaluated, gated, promoted); then each day's
+monitoring against that champion."""
 
 from __future__ import annotations
 
@@ -12,12 +16,33 @@ from ml_assets.data.demo_source import demo_scenarios, land_days
 from ml_assets.data.generator import GeneratorConfig
 from ml_assets.settings import get_settings
 
+MONITORING = "monitoring"
 
-def _partitioned_and_unpartitioned(defs: dg.Definitions) -> tuple[list, list]:
+
+def _stages(defs: dg.Definitions) -> tuple[list, list, list[list]]:
     graph = defs.resolve_asset_graph()
-    keys = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
-    partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
-    return partitioned, [k for k in keys if k not in partitioned]
+    nodes = [graph.get(k) for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+    daily = [n for n in nodes if n.partitions_def is not None]
+    monitoring = [n for n in daily if n.group_name == MONITORING]
+    # Batch scores first for every day: prediction drift compares with the training days'.
+    first = [n.key for n in monitoring if not any(graph.get(p).group_name == MONITORING
+                                                   for p in n.parent_keys)]  # fmt: skip
+    return (
+        [n.key for n in daily if n.group_name != MONITORING],
+        [n.key for n in nodes if n.partitions_def is None],
+        [first, [n.key for n in monitoring if n.key not in first]],
+    )
+
+
+def _each_day(job, instance, days: list[str], selection: list, desc: str) -> list[str]:
+    failed = []
+    for day in tqdm(days, unit="day", desc=desc):
+        result = job.execute_in_process(
+            partition_key=day, instance=instance, asset_selection=selection, raise_on_error=False
+        )
+        if not result.success:
+            failed.append(f"{desc} {day}")
+    return failed
 
 
 def run_demo(days: int = 30) -> int:
@@ -31,40 +56,38 @@ def run_demo(days: int = 30) -> int:
         transactions_per_day=settings.transactions_per_day,
         scenarios=demo_scenarios(last_day),
     )
-    for _ in tqdm(
-        land_days(settings.landing_dir, first_day, days, config),
-        total=days,
-        unit="day",
-        desc="landing",
-    ):
+    for _ in tqdm(land_days(settings.landing_dir, first_day, days, config), total=days,
+                  unit="day", desc="landing"):  # fmt: skip
         pass
     instance = dg.DagsterInstance.get()
     job = defs.resolve_implicit_global_asset_job_def()
-    partitioned, unpartitioned = _partitioned_and_unpartitioned(defs)
-    failed = []
-    for offset in tqdm(range(days), unit="day", desc="materializing"):
-        day = (first_day + timedelta(days=offset)).isoformat()
-        result = job.execute_in_process(
-            partition_key=day, instance=instance, asset_selection=partitioned, raise_on_error=False
-        )
-        if not result.success:
-            failed.append(day)
-    if unpartitioned:
-        # Train on the days before the drift scenarios, so the monitoring of the last days
-        # compares drifted data with what the champion learned from.
-        end = min(s.start for s in config.scenarios).isoformat()
-        print(f"training and evaluating the models on label days up to {end} ...")
-        result = job.execute_in_process(
-            instance=instance,
-            asset_selection=unpartitioned,
-            raise_on_error=False,
-            run_config={"ops": {"teacher_model": {"config": {"end_date": end}}}},
-        )
-        if not result.success:
-            failed.append("unpartitioned assets")
+    daily, models, monitoring = _stages(defs)
+    keys = [(first_day + timedelta(days=i)).isoformat() for i in range(days)]
+    failed = _each_day(job, instance, keys, daily, "data+features")
+    # Train on the days before the drift scenarios, so the monitoring of the last days
+    # compares drifted data with what the champion learned from.
+    end = min(s.start for s in config.scenarios).isoformat()
+    print(f"training, evaluating and promoting the models on label days up to {end} ...")
+    result = job.execute_in_process(
+        instance=instance,
+        asset_selection=models,
+        raise_on_error=False,
+        run_config={"ops": {"teacher_model": {"config": {"end_date": end}}}},
+    )
+    if not result.success:
+        failed.append("models")
+    else:
+        for selection in monitoring:
+            failed += _each_day(job, instance, keys, selection, "monitoring")
     print(f"\nDemo data: {first_day}..{last_day} in {settings.home}")
-    print("Open the Dagster UI with `make ui` (http://127.0.0.1:3000): Assets > data group.")
+    print(
+        "  make ui          Dagster UI on http://127.0.0.1:3000 (Assets: data, features, "
+        "models, monitoring)"
+    )
+    print("  make mlflow-ui   MLflow UI on http://127.0.0.1:5000 (runs, curves, registry)")
+    print(f"  drift reports    {settings.reports_dir / 'drift' / 'index.html'}")
+    print("  make serve       the champion on http://127.0.0.1:8000")
     if failed:
-        print(f"Runs that failed (see the UI's Runs page for why): {', '.join(failed)}")
+        print(f"Runs that failed (the UI's Runs page says why): {', '.join(failed)}")
         return 1
     return 0

@@ -114,6 +114,9 @@ class Warehouse(dg.ConfigurableResource):
             if (p / PARTITION_FILE).exists()
         )
 
+    def partitions_exist(self, table: str, days: list[str]) -> bool:
+        return all(partition_path(Path(self.root), table, d).exists() for d in days)
+
     def read(self, table: str, days: list[str]) -> pl.DataFrame:
         """The named partitions of a table, concatenated (a model's training window)."""
         return pl.concat(

@@ -35,6 +35,10 @@ class Settings:
     row_count_tolerance: float = 0.5  # a day may differ from the trailing mean by this share
     row_count_trailing_days: int = 7
     max_null_share: float = 0.01
+    # Monitoring (warning checks)
+    min_daily_auc: float = 0.80
+    max_fallback_share: float = 0.05
+    retrain_drift_days: int = 2  # consecutive drifted days that trigger a retrain
     # Online store: empty means the embedded SQLite file in the data dir
     online_store_url: str = ""
 
@@ -58,6 +62,9 @@ class Settings:
             ),
             max_quarantine_share=float(
                 _env("ML_ASSETS_MAX_QUARANTINE_SHARE", str(default.max_quarantine_share))
+            ),
+            retrain_drift_days=int(
+                _env("ML_ASSETS_RETRAIN_DRIFT_DAYS", str(default.retrain_drift_days))
             ),
             online_store_url=_env("ONLINE_STORE_URL", default.online_store_url),
         )

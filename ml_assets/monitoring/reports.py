@@ -136,6 +136,9 @@ def _ensure_panel(project: Project, kind: str) -> None:
     )
 
 
+SNAPSHOT_INDEX = ".ml_assets_snapshots.json"
+
+
 def add_to_workspace(
     result: DriftResult, workspace_dir: Path, project_name: str = PROJECT_NAME
 ) -> str:
@@ -148,15 +151,16 @@ def add_to_workspace(
         workspace = Workspace.create(str(workspace_dir))
         project = _project(workspace, project_name)
         _ensure_panel(project, result.kind)
-        for snapshot_id in workspace.list_runs(project.id):
-            run = workspace.get_run(project.id, snapshot_id)
-            if (
-                run is not None
-                and run.metadata.get("day") == result.day.isoformat()
-                and run.metadata.get("kind") == result.kind
-            ):
-                workspace.delete_run(project.id, snapshot_id)
+        # Our own small index of (kind, day) -> snapshot id: finding a day's earlier snapshot
+        # by loading every snapshot grows with history (seconds after a few weeks).
+        index_path = workspace_dir / SNAPSHOT_INDEX
+        index = json.loads(index_path.read_text()) if index_path.exists() else {}
+        key = f"{result.kind}/{result.day.isoformat()}"
+        if key in index and index[key] in {str(r) for r in workspace.list_runs(project.id)}:
+            workspace.delete_run(project.id, index[key])
         ref = workspace.add_run(project.id, result.snapshot)
+        index[key] = str(ref.id)
+        atomic_write(index_path, json.dumps(index, indent=1, sort_keys=True))
         return str(ref.id)
 
 

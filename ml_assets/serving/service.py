@@ -27,6 +27,7 @@ from ml_assets.serving.batcher import MicroBatcher
 from ml_assets.serving.breaker import CircuitBreaker
 from ml_assets.serving.cache import TTLCache
 from ml_assets.serving.config import ServingConfig
+from ml_assets.serving.decisions import decide
 from ml_assets.serving.fallback import heuristic_score
 from ml_assets.serving.features import EntityFeatures, FeatureReader
 from ml_assets.serving.metrics import ServingMetrics
@@ -161,11 +162,7 @@ class ScoringService:
 
     # -- decisions -------------------------------------------------------------------------
     def decide(self, score: float) -> str:
-        if score >= self.config.decline_at:
-            return "decline"
-        if score >= self.config.review_low:
-            return "review"
-        return "approve"
+        return decide(score, self.config.review_low, self.config.decline_at)
 
     # -- worker thread ---------------------------------------------------------------------
     def _score_batch(self, jobs: list[Job]) -> list[Scored]:

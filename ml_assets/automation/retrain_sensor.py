@@ -1,0 +1,46 @@
+"""A sensor that retrains when drift persists: one run per drift episode."""
+
+from datetime import date
+
+import dagster as dg
+
+from ml_assets.automation.jobs import train_job
+from ml_assets.monitoring.assets import DRIFT_REPORT
+from ml_assets.monitoring.drift import DRIFT_SHARE
+from ml_assets.monitoring.episodes import drift_episodes
+from ml_assets.settings import get_settings
+
+
+def latest_drift_shares(instance: dg.DagsterInstance, limit: int = 400) -> dict[date, float]:
+    """The newest drift share recorded for each day's drift_report partition."""
+    records = instance.fetch_materializations(DRIFT_REPORT, limit=limit).records
+    shares: dict[date, float] = {}
+    for record in sorted(records, key=lambda r: r.storage_id):
+        materialization = record.asset_materialization
+        if (
+            materialization
+            and materialization.partition
+            and "drift_share" in materialization.metadata
+        ):
+            day = date.fromisoformat(materialization.partition)
+            shares[day] = float(materialization.metadata["drift_share"].value)
+    return shares
+
+
+@dg.sensor(
+    job=train_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests a retrain when the drift share stays above its threshold for "
+    "ML_ASSETS_RETRAIN_DRIFT_DAYS consecutive days; the run key is the episode's first "
+    "day, so one episode retrains once. The new model still has to pass the gates.",
+)
+def drift_retrain_sensor(context: dg.SensorEvaluationContext):
+    min_days = get_settings().retrain_drift_days
+    episodes = drift_episodes(latest_drift_shares(context.instance), DRIFT_SHARE, min_days)
+    if not episodes:
+        return dg.SkipReason(f"no drift episode of {min_days}+ consecutive days")
+    return [
+        dg.RunRequest(run_key=e.run_key, tags={"drift_episode": f"{e.start}..{e.end}"})
+        for e in episodes
+    ]
