@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test ui lint format clean
+.PHONY: demo test ui serve mlflow-ui evidently-ui lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -23,6 +23,17 @@ test: $(VENV)/.installed  ## run the whole test suite
 
 ui: $(VENV)/.installed  ## the Dagster web UI on http://127.0.0.1:3000
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+serve: $(VENV)/.installed  ## the champion on http://127.0.0.1:8000 (set ML_ASSETS_API_KEY)
+	$(VENV)/bin/ml-assets serve --host 127.0.0.1 --port 8000
+
+mlflow-ui: $(VENV)/.installed  ## MLflow runs, curves and registry on http://127.0.0.1:5000
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.ml_assets/mlflow/mlflow.db \
+		--default-artifact-root $(CURDIR)/.ml_assets/mlflow/artifacts -h 127.0.0.1 -p 5000
+
+evidently-ui: $(VENV)/.installed  ## every day's drift snapshot on http://127.0.0.1:8001
+	$(VENV)/bin/evidently ui --workspace .ml_assets/reports/evidently_workspace \
+		--host 127.0.0.1 --port 8001
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check ml_assets ml_assets_tests bench

@@ -49,6 +49,25 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from ml_assets.serving.app import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from ml_assets.automation.promotion import endpoint_urls, notify_endpoints, roll_back
+    from ml_assets.training.mlflow_registry import tracking_uri_for
+
+    uri = tracking_uri_for(get_settings().mlflow_dir)
+    before, after = roll_back(uri, args.model)
+    print(f"{args.model}@champion: v{before} -> v{after}")
+    for url, outcome in notify_endpoints(endpoint_urls()).items():
+        print(f"  told {url} to reload: {outcome}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     features = commands.add_parser("features", help="print the feature registry")
     features.set_defaults(handler=_features)
 
+    serve = commands.add_parser("serve", help="serve the champion over HTTP (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve)
+
+    rollback = commands.add_parser("rollback", help="move the champion back one version")
+    rollback.add_argument("--model", default="fraud_student")
+    rollback.set_defaults(handler=_rollback)
+
     demo = commands.add_parser("demo", help="land the demo days and materialize everything")
     demo.add_argument("--days", type=int, default=30)
     demo.set_defaults(handler=_demo)
@@ -85,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except ValueError as error:
+    except (ValueError, LookupError) as error:
         print(f"ml-assets {args.command}: {error}", file=sys.stderr)
         return 2
 

@@ -37,9 +37,12 @@ def latest_drift_shares(instance: dg.DagsterInstance, limit: int = 400) -> dict[
 )
 def drift_retrain_sensor(context: dg.SensorEvaluationContext):
     min_days = get_settings().retrain_drift_days
-    episodes = drift_episodes(latest_drift_shares(context.instance), DRIFT_SHARE, min_days)
+    shares = latest_drift_shares(context.instance)
+    # Only drift that is still going on is a reason to retrain now; an episode that ended
+    # (e.g. the warm-up days before the windows filled) is history.
+    episodes = [e for e in drift_episodes(shares, DRIFT_SHARE, min_days) if e.end == max(shares)]
     if not episodes:
-        return dg.SkipReason(f"no drift episode of {min_days}+ consecutive days")
+        return dg.SkipReason(f"no ongoing drift episode of {min_days}+ consecutive days")
     return [
         dg.RunRequest(run_key=e.run_key, tags={"drift_episode": f"{e.start}..{e.end}"})
         for e in episodes

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ml_assets.settings import REPO_ROOT
+from ml_assets.training.mlflow_registry import tracking_uri_for
 
 API_KEY_ENV = "ML_ASSETS_API_KEY"
 
@@ -74,7 +75,7 @@ class ServingConfig:
 
     @property
     def resolved_tracking_uri(self) -> str:
-        return self.tracking_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+        return self.tracking_uri or tracking_uri_for(self.home / "mlflow")
 
     @property
     def serving_dir(self) -> Path:
