@@ -30,7 +30,7 @@ def deployed_model(
         mlflow.tracking_uri,
         candidate.name,
         candidate.version,
-        reason=f"passed all gates in run {context.run.run_id}",
+        reason=f"passed all gates in evaluation run {model_evaluation['run_id']}",
     )
     notified = notify_endpoints(endpoint_urls())
     context.log.info(f"champion {candidate.name} v{promotion.version} (was {promotion.replaced})")

@@ -58,7 +58,12 @@ def promote_candidate(tracking_uri: str, name: str, version: str, reason: str) -
 def roll_back(tracking_uri: str, name: str) -> tuple[str | None, str]:
     """Move the champion back to the version it held before; returns (from, to)."""
     current = resolve_version(tracking_uri, name, CHAMPION)
-    return current, rollback(tracking_uri, name, CHAMPION)
+    target = rollback(tracking_uri, name, CHAMPION)
+    if resolve_version(tracking_uri, name, CHALLENGER) == target:
+        # The shadow must not be the champion itself.
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.delete_registered_model_alias(name, CHALLENGER)
+    return current, target
 
 
 def endpoint_urls() -> list[str]:

@@ -305,6 +305,7 @@ def model_evaluation(
             "passed": passed,
             "gates": [asdict(g) for g in gates],
             "metrics": metrics,
+            "run_id": context.run.run_id,
         },
         metadata={
             "candidate": f"{student_model.name} v{student_model.version}",

@@ -30,6 +30,7 @@ def materialized(settings, instance, generator_config):
     for offset in range(DAYS):
         result = dg.materialize(
             ASSETS,
+            selection=dg.AssetSelection.groups("data", "features"),
             partition_key=(START + timedelta(days=offset)).isoformat(),
             resources=build_resources(settings),
             instance=instance,
