@@ -138,7 +138,7 @@ def teacher_model(
             "window": f"{partitions[0]}..{partitions[-1]} ({len(partitions)} label days)",
             "holdout_start": holdout_start.isoformat(),
             "train_rows": train.height,
-            **_headline(metrics, ("best_iteration", "valid_auc", "valid_logloss")),
+            **_headline(metrics, ("best_iteration", "validation_auc", "validation_logloss")),
         },
     )
 
@@ -162,7 +162,7 @@ def student_model(
     frame = _training_rows(warehouse, list(teacher_model.partitions))
     train = frame.filter(pl.col("event_time").dt.date() < teacher_model.holdout_start)
     if train.height > config.max_rows:
-        # Distillation needs coverage, not every row; the newest days stay whole for validation.
+        # Distillation needs coverage, not every row: a seeded sample of every day.
         train = train.sample(config.max_rows, seed=7).sort("event_time")
     student_config = StudentConfig(
         hidden=tuple(config.hidden),
