@@ -7,6 +7,7 @@ monitoring against that champion."""
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 
 import dagster as dg
@@ -17,6 +18,8 @@ from ml_assets.data.generator import GeneratorConfig
 from ml_assets.settings import get_settings
 
 MONITORING = "monitoring"
+# The console shows the progress bars; every step's log stays in the UI's run view.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 WARM_UP_DAYS = 7  # the first week: the 7-day feature windows are still filling
 
 
@@ -39,7 +42,11 @@ def _each_day(job, instance, days: list[str], selection: list, desc: str) -> lis
     failed = []
     for day in tqdm(days, unit="day", desc=desc):
         result = job.execute_in_process(
-            partition_key=day, instance=instance, asset_selection=selection, raise_on_error=False
+            partition_key=day,
+            instance=instance,
+            asset_selection=selection,
+            raise_on_error=False,
+            run_config=QUIET,
         )
         if not result.success:
             failed.append(f"{desc} {day}")
@@ -66,6 +73,7 @@ def run_demo(days: int = 30) -> int:
     from ml_assets.definitions import defs
 
     settings = get_settings()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     last_day = date.today() - timedelta(days=1)
     first_day = last_day - timedelta(days=days - 1)
     config = GeneratorConfig(
@@ -89,7 +97,7 @@ def run_demo(days: int = 30) -> int:
         instance=instance,
         asset_selection=models,
         raise_on_error=False,
-        run_config={"ops": {"teacher_model": {"config": {"end_date": end}}}},
+        run_config={**QUIET, "ops": {"teacher_model": {"config": {"end_date": end}}}},
     )
     if not result.success:
         failed.append("models")

@@ -3,6 +3,7 @@ prediction drift against the champion's training window, performance once labels
 and serving latency from the prediction log. Checks warn; they never block."""
 
 import hashlib
+import warnings
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -96,6 +97,18 @@ def _reference_folder(reports_dir, kind: str, days: list[str]):
         )
     versions = f"{days}{CUSTOMER_FEATURES.version}{MERCHANT_FEATURES.version}"
     return reports_dir / kind / "reference" / hashlib.sha256(versions.encode()).hexdigest()[:12]
+
+
+def _labels_after() -> dg.TimeWindowPartitionMapping:
+    """The label days after a transaction day: labels arrive 1..max-delay days late, and the
+    newest of them do not exist yet (allowed, so the day can be judged on what has come)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # allow_nonexistent_...: beta in 1.13
+        return dg.TimeWindowPartitionMapping(
+            start_offset=1,
+            end_offset=get_settings().label_delay_max_days,
+            allow_nonexistent_upstream_partitions=True,
+        )
 
 
 def _warn(check: str, passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
@@ -283,16 +296,7 @@ def prediction_drift(
     partitions_def=daily_partitions,
     kinds={"polars", "png"},
     ins={"scored": dg.AssetIn(SCORED_TRANSACTIONS)},
-    deps=[
-        dg.AssetDep(
-            TRANSACTION_LABELS,
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=1,
-                end_offset=get_settings().label_delay_max_days,
-                allow_nonexistent_upstream_partitions=True,
-            ),
-        )
-    ],
+    deps=[dg.AssetDep(TRANSACTION_LABELS, partition_mapping=_labels_after())],
     check_specs=[dg.AssetCheckSpec(CHECK_PERFORMANCE, asset=MODEL_PERFORMANCE)],
     automation_condition=dg.AutomationCondition.eager(),
     description="The champion's AUC, PR-AUC, calibration and fraud amount caught on the day's "
