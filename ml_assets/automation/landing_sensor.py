@@ -7,7 +7,8 @@ from pathlib import Path
 import dagster as dg
 
 from ml_assets.automation.jobs import ingest_job
-from ml_assets.data.landing import TRANSACTIONS, fingerprint, landing_files
+from ml_assets.data.assets import LANDING_FINGERPRINT, RAW_TRANSACTIONS
+from ml_assets.data.landing import TRANSACTIONS, landing_files, landing_fingerprint
 from ml_assets.data.partitions import daily_partitions
 from ml_assets.resources import LandingZone
 
@@ -41,10 +42,21 @@ def find_changes(
             skipped.append(day)
             continue
         # Labels count too: a late label file re-ingests its day.
-        current = fingerprint(files + landing_files(landing_dir, day, "labels"))
+        current = landing_fingerprint(landing_dir, day)
         if seen.get(day) != current:
             changes.append(LandingChange(day, current))
     return changes, skipped
+
+
+def ingested_fingerprint(instance: dg.DagsterInstance, day: str) -> str | None:
+    """The landing fingerprint the newest raw_transactions of `day` was read from."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=RAW_TRANSACTIONS, asset_partitions=[day]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get(LANDING_FINGERPRINT)
+    return value.value if value is not None else None
 
 
 @dg.sensor(
@@ -62,8 +74,14 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
             f"landing days outside the partitions ({daily_partitions.start:%Y-%m-%d}..yesterday) "
             f"ignored: {skipped[:5]}{'...' if len(skipped) > 5 else ''}"
         )
+    # Days ingested by other runs (the demo, a backfill) with these very files need no run.
+    already = [c for c in changes if ingested_fingerprint(context.instance, c.day) == c.fingerprint]
     seen.update({c.day: c.fingerprint for c in changes})
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=c.run_key, partition_key=c.day) for c in changes],
+        run_requests=[
+            dg.RunRequest(run_key=c.run_key, partition_key=c.day)
+            for c in changes
+            if c not in already
+        ],
         cursor=json.dumps(seen, sort_keys=True),
     )

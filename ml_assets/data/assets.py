@@ -6,7 +6,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
-from ml_assets.data.landing import read_labels, read_transactions
+from ml_assets.data.landing import landing_fingerprint, read_labels, read_transactions
 from ml_assets.data.partitions import daily_partitions, partition_day
 from ml_assets.data.quality import (
     Outcome,
@@ -24,6 +24,8 @@ RAW_TRANSACTIONS = dg.AssetKey("raw_transactions")
 VALIDATED_TRANSACTIONS = dg.AssetKey("validated_transactions")
 QUARANTINED_TRANSACTIONS = dg.AssetKey("quarantined_transactions")
 TRANSACTION_LABELS = dg.AssetKey("transaction_labels")
+
+LANDING_FINGERPRINT = "landing_fingerprint"
 
 CHECK_SCHEMA = "schema"
 CHECK_CONSERVATION = "rows_conserved"
@@ -56,6 +58,7 @@ def raw_transactions(
         read.frame,
         metadata={
             "files": [str(p) for p in read.files],
+            LANDING_FINGERPRINT: landing_fingerprint(landing.root, day),
             "added_columns": read.added_columns,
             "absent_optional_columns": read.absent_optional_columns,
         },

@@ -62,6 +62,13 @@ def fingerprint(files: list[Path]) -> str:
     return digest.hexdigest()[:12]
 
 
+def landing_fingerprint(landing_dir: Path, day: date | str) -> str:
+    """The fingerprint of everything that landed for a day (transactions and labels)."""
+    return fingerprint(
+        landing_files(landing_dir, day, TRANSACTIONS) + landing_files(landing_dir, day, LABELS)
+    )
+
+
 def write_landing_file(
     landing_dir: Path, day: date, kind: str, frame: pl.DataFrame, fmt: str = "parquet"
 ) -> Path:

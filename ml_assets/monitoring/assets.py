@@ -99,6 +99,17 @@ def _reference_folder(reports_dir, kind: str, days: list[str]):
     return reports_dir / kind / "reference" / hashlib.sha256(versions.encode()).hexdigest()[:12]
 
 
+# Re-judge a recent day whenever one of its label days lands (eager() would only ever look
+# at the newest partition, whose labels have not arrived yet).
+LATE_LABELS_ARRIVED = (
+    dg.AutomationCondition.in_latest_time_window(
+        lookback_delta=timedelta(days=get_settings().label_delay_max_days + 1)
+    )
+    & dg.AutomationCondition.any_deps_updated()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("late labels arrived")
+
+
 def _labels_after() -> dg.TimeWindowPartitionMapping:
     """The label days after a transaction day: labels arrive 1..max-delay days late, and the
     newest of them do not exist yet (allowed, so the day can be judged on what has come)."""
@@ -298,7 +309,7 @@ def prediction_drift(
     ins={"scored": dg.AssetIn(SCORED_TRANSACTIONS)},
     deps=[dg.AssetDep(TRANSACTION_LABELS, partition_mapping=_labels_after())],
     check_specs=[dg.AssetCheckSpec(CHECK_PERFORMANCE, asset=MODEL_PERFORMANCE)],
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=LATE_LABELS_ARRIVED,
     description="The champion's AUC, PR-AUC, calibration and fraud amount caught on the day's "
     "transactions, from the labels that arrived in the days after; re-materializes as late "
     "labels land. A time-series picture of every day so far is linked.",

@@ -46,3 +46,27 @@ def test_days_outside_the_partitions_are_skipped(settings, instance, generator_c
 
 def test_empty_landing_zone_requests_nothing(settings, instance):
     assert _tick(settings, instance).run_requests == []
+
+
+def test_days_already_ingested_with_the_same_files_are_not_requested(
+    settings, instance, generator_config
+):
+    """After the demo (or a backfill) ingested a day, a fresh sensor cursor must not ingest it
+    again; a file that changes afterwards still is."""
+    from ml_assets.data.assets import assets as data_assets
+
+    list(land_days(settings.landing_dir, START, 2, generator_config))
+    result = dg.materialize(
+        data_assets,
+        partition_key="2026-03-01",
+        resources=build_resources(settings),
+        instance=instance,
+    )
+    assert result.success
+    tick = _tick(settings, instance)
+    assert [r.partition_key for r in tick.run_requests] == ["2026-03-02"]
+    changed = settings.landing_dir / "date=2026-03-01" / "labels.parquet"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 1_000_000))
+    assert [r.partition_key for r in _tick(settings, instance, tick.cursor).run_requests] == [
+        "2026-03-01"
+    ]
