@@ -88,9 +88,8 @@ def main() -> None:
         root = Path(tmp)
         frame = generate_transactions(DAY, config)
         write_landing_file(root / "landing", DAY, "transactions", frame)
-        print(
-            f"{frame.height:,} rows, {frame['amount'].null_count():,} of them broken (broken_upstream)"
-        )
+        broken = frame["amount"].null_count()
+        print(f"{frame.height:,} rows, {broken:,} of them broken (broken_upstream)")
         ours, peer = [], []
         for i in range(args.repeat):
             (root / f"pd{i}").mkdir()
