@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from ml_assets.features.online import (  # noqa: E402
     get_online_features,
 )
 from ml_assets.features.registry import CUSTOMER_FEATURES  # noqa: E402
+from ml_assets_tests.local_servers import start_redis as start_local_redis  # noqa: E402
 
 N_ENTITIES = 5_000
 AT = datetime(2026, 2, 1, 12, tzinfo=UTC)
@@ -77,28 +77,10 @@ def start_redis() -> tuple[subprocess.Popen, str] | None:
     executable = shutil.which("redis-server")
     if executable is None:
         return None
-    import redis
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            client.ping()
-            return process, f"redis://127.0.0.1:{port}/0"
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    process.wait()
-    return None
+    try:
+        return start_local_redis(executable)
+    except RuntimeError:
+        return None
 
 
 def main() -> None:

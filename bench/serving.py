@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from ml_assets_tests.local_servers import free_port  # noqa: E402
+
 API_KEY = "bench-key"
 
 
@@ -207,12 +208,6 @@ def _rows_with_features(world: Any, requests: list[dict[str, Any]]) -> list[dict
 
 
 # -- servers -------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_http(port: int, path: str, process: subprocess.Popen, seconds: float) -> bool:
     import httpx
 
@@ -240,7 +235,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def start_ours(world: Any, home: Path, model: str, batching: bool) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ, "PYTHONPATH": str(REPO), "ML_ASSETS_HOME": str(home / f"srv-{port}"),
         "MLFLOW_TRACKING_URI": world.tracking_uri, "ONLINE_STORE_URL": world.online_store_url,
@@ -261,7 +256,7 @@ def start_ours(world: Any, home: Path, model: str, batching: bool) -> tuple[subp
 
 
 def start_peer(world: Any, version: str) -> tuple[subprocess.Popen | None, int, str]:
-    port = _free_port()
+    port = free_port()
     bin_dir = str(Path(sys.executable).parent)  # mlflow serve execs `uvicorn` from PATH
     env = {**os.environ, "MLFLOW_TRACKING_URI": world.tracking_uri, "PYTHONPATH": str(REPO),
            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}  # fmt: skip

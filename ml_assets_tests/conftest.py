@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from ml_assets.data.generator import GeneratorConfig
 from ml_assets.settings import Settings
+from ml_assets_tests.local_servers import free_port  # noqa: F401 (shared with test modules)
 
 # Small days keep the suite fast; the data's signal does not depend on the volume.
 TEST_ROWS_PER_DAY = 1_500
@@ -41,12 +41,6 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as test_instance:
         yield test_instance
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def in_ci() -> bool:

@@ -2,6 +2,7 @@
 prediction drift against the champion's training window, performance once labels arrive,
 and serving latency from the prediction log. Checks warn; they never block."""
 
+import functools
 import hashlib
 import warnings
 from dataclasses import asdict
@@ -212,7 +213,9 @@ def drift_report(
     usable = [d for d in reference_days if all(warehouse.partitions_exist(t, [d]) for t in tables)]
     folder = _reference_folder(settings.reports_dir, "drift", usable)
 
+    @functools.cache
     def reference_days_frames() -> list[pl.DataFrame]:
+        # Read once even when neither the thresholds nor the sample are cached yet.
         return [drift_frame(*(warehouse.read(t, [d]) for t in tables)) for d in usable]
 
     # Both the calibrated thresholds and the reference sample depend only on the window:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -9,6 +8,7 @@ import pytest
 
 from ml_assets.features.compute import compute_entity_features, day_bounds, empty_features
 from ml_assets.features.registry import CUSTOMER_FEATURES, FEATURE_SETS, MERCHANT_FEATURES
+from ml_assets_tests.features.reference import aggregate
 
 
 @pytest.fixture(scope="module", params=sorted(FEATURE_SETS))
@@ -49,18 +49,6 @@ def _source_value(source: str, row: dict) -> float:
     }[source]
 
 
-def _aggregate(aggregation: str, values: list[float]) -> float | None:
-    if aggregation == "count":
-        return len(values)
-    if aggregation == "sum":
-        return sum(values)
-    if aggregation in ("mean", "share"):
-        return sum(values) / len(values)
-    if aggregation == "max":
-        return max(values)
-    return statistics.stdev(values) if len(values) > 1 else None
-
-
 def test_values_match_a_plain_recomputation_on_real_data(computed, transactions):
     feature_set, features = computed
     for row in features.sample(25, seed=1).iter_rows(named=True):
@@ -71,7 +59,7 @@ def test_values_match_a_plain_recomputation_on_real_data(computed, transactions)
                 for event in history
                 if row["feature_time"] - spec.window <= event["event_time"] <= row["feature_time"]
             ]
-            expected, actual = _aggregate(spec.aggregation, window), row[spec.column]
+            expected, actual = aggregate(spec.aggregation, window), row[spec.column]
             assert (expected is None) == (actual is None), spec.column
             if expected is not None:
                 assert math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-9), spec.column

@@ -9,7 +9,6 @@ the row's time is None.
 from __future__ import annotations
 
 import math
-import statistics
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 from ml_assets.features.compute import compute_entity_features
 from ml_assets.features.pit import point_in_time_join
 from ml_assets.features.registry import FeatureSet, FeatureSpec
+from ml_assets_tests.features.reference import aggregate
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = (date(2026, 3, 1), date(2026, 3, 2))
@@ -72,18 +72,6 @@ def _source(spec: FeatureSpec, event: dict) -> float:
     return event["amount"]
 
 
-def _aggregate(aggregation: str, values: list[float]):
-    if aggregation == "count":
-        return len(values)
-    if aggregation == "sum":
-        return sum(values)
-    if aggregation in ("mean", "share"):
-        return sum(values) / len(values)
-    if aggregation == "max":
-        return max(values)
-    return statistics.stdev(values) if len(values) > 1 else None
-
-
 def reference_join(events: list[dict], rows: list[dict]) -> list[dict]:
     out = []
     for row in rows:
@@ -98,7 +86,7 @@ def reference_join(events: list[dict], rows: list[dict]) -> list[dict]:
             window = [
                 _source(spec, e) for e in mine if as_of - spec.window <= e["event_time"] <= as_of
             ]
-            result[spec.column] = _aggregate(spec.aggregation, window)
+            result[spec.column] = aggregate(spec.aggregation, window)
         out.append(result)
     return out
 
