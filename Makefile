@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test ui serve mlflow-ui evidently-ui lint format clean
+.PHONY: demo test test-fast ui serve mlflow-ui evidently-ui lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: $(VENV)/.installed  ## land 30 generated days and materialize everything f
 
 test: $(VENV)/.installed  ## run the whole test suite
 	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+test-fast: $(VENV)/.installed  ## the fast loop: no model training, no real servers
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadgroup -q
 
 ui: $(VENV)/.installed  ## the Dagster web UI on http://127.0.0.1:3000
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000

@@ -39,11 +39,11 @@ def land_validated(settings: Settings, days: int, rows: int) -> None:
 
 
 def windowed_seconds(settings: Settings, day: date, instance: dg.DagsterInstance) -> float:
-    from ml_assets.definitions import ASSETS, build_resources
+    from ml_assets.definitions import build_assets, build_resources
 
     start = time.perf_counter()
     result = dg.materialize(
-        ASSETS, selection=[CUSTOMER_FEATURES_KEY, MERCHANT_FEATURES_KEY],
+        build_assets(settings), selection=[CUSTOMER_FEATURES_KEY, MERCHANT_FEATURES_KEY],
         partition_key=day.isoformat(), resources=build_resources(settings), instance=instance,
     )  # fmt: skip
     assert result.success

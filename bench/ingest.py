@@ -16,11 +16,11 @@ import pandas as pd
 import pandera.pandas as ppa
 import polars as pl
 
-from ml_assets.data.columns import CHANNELS, DEVICES
+from ml_assets.data.contracts import CHANNELS, DEVICES
 from ml_assets.data.generator import GeneratorConfig, generate_transactions
 from ml_assets.data.landing import read_transactions, write_landing_file
+from ml_assets.data.pandera_schema import MAX_AMOUNT
 from ml_assets.data.scenarios import Scenario
-from ml_assets.data.schemas import MAX_AMOUNT
 from ml_assets.data.validation import split_valid_quarantine
 from ml_assets.warehouse import write_partition
 

@@ -30,7 +30,7 @@ from ml_assets.features.online import (  # noqa: E402
     get_online_features,
 )
 from ml_assets.features.registry import CUSTOMER_FEATURES  # noqa: E402
-from ml_assets_tests.local_servers import start_redis as start_local_redis  # noqa: E402
+from ml_assets_tests.support.servers import start_redis as start_local_redis  # noqa: E402
 
 N_ENTITIES = 5_000
 AT = datetime(2026, 2, 1, 12, tzinfo=UTC)

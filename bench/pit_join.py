@@ -1,21 +1,23 @@
-"""Benchmark: our point-in-time join against pandas `merge_asof`, on the same data.
+"""Benchmark: our point-in-time join against pandas `merge_asof` and DuckDB's ASOF JOIN.
 
 1M label rows against 30 days of customer feature rows (set BENCH_QUICK=1 or pass --quick for
-a small run). Both joins take the latest feature row strictly before each row's time, then
-null values older than their TTL; the script checks the results are identical and prints
-both timings. Feast is reported only if it is already installed.
+a small run). Every contestant takes the latest feature row strictly before each row's time,
+then nulls values older than their TTL; the script checks each result equals ours and prints
+the timings side by side. Feast is reported only if it is already installed.
 
     python bench/pit_join.py [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -24,7 +26,11 @@ from polars.testing import assert_frame_equal
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml_assets.features.pit import point_in_time_join  # noqa: E402
-from ml_assets.features.registry import CUSTOMER_FEATURES, FeatureSet  # noqa: E402
+from ml_assets.features.registry import (  # noqa: E402
+    CUSTOMER_FEATURES,
+    FEATURE_TIME,
+    FeatureSet,
+)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DAYS = 30
@@ -32,7 +38,10 @@ N_CUSTOMERS = 5_000
 
 
 def _quick() -> bool:
-    return "--quick" in sys.argv or os.environ.get("BENCH_QUICK") == "1"
+    """--quick or BENCH_QUICK=1: 50k rows, so CI can run the comparison in seconds."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="50k rows instead of 1M")
+    return parser.parse_args().quick or os.environ.get("BENCH_QUICK") == "1"
 
 
 def make_features(feature_set: FeatureSet, rows_per_day: int, rng) -> pl.DataFrame:
@@ -99,6 +108,48 @@ def pandas_join(rows: pd.DataFrame, features: pd.DataFrame, feature_set: Feature
     return merged.sort_values("_order").drop(columns="_order").reset_index(drop=True)
 
 
+def _quoted(name: str) -> str:
+    """A SQL identifier: feature columns carry `__` and could carry characters SQL reserves."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _ttl_masked(feature_set: FeatureSet, time_column: str) -> str:
+    """One SELECT item per feature: null when its age exceeds its TTL (`registry.is_stale`,
+    age > ttl, in whole microseconds as the timestamps are)."""
+    as_of = feature_set.feature_time_column
+    age = f"epoch_us(l.{_quoted(time_column)}) - epoch_us(r.{_quoted(as_of)})"
+    return ", ".join(
+        f"CASE WHEN {age} > {spec.ttl // timedelta(microseconds=1)} THEN NULL "
+        f"ELSE r.{_quoted(spec.column)} END AS {_quoted(spec.column)}"
+        for spec in feature_set.features
+    )
+
+
+def duckdb_join(
+    rows: pl.DataFrame, features: pl.DataFrame, feature_set: FeatureSet, time_column="event_time"
+) -> pl.DataFrame:
+    """DuckDB's ASOF LEFT JOIN with `>` (strictly before), TTL masked in SQL, in row order. Only
+    the key, time and a row number go to DuckDB; the added columns come back in row order and
+    are put beside `rows` untouched."""
+    key, as_of = feature_set.key, feature_set.feature_time_column
+    left = rows.select(key, time_column).with_row_index("__row")
+    right = features.select(
+        key, pl.col(FEATURE_TIME).cast(rows.schema[time_column]).alias(as_of), *feature_set.columns
+    )
+    sql = f"""
+        SELECT r.{_quoted(as_of)}, {_ttl_masked(feature_set, time_column)}
+        FROM left_rows l ASOF LEFT JOIN right_rows r
+          ON l.{_quoted(key)} = r.{_quoted(key)} AND l.{_quoted(time_column)} > r.{_quoted(as_of)}
+        ORDER BY l.__row
+    """
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("left_rows", left)
+        con.register("right_rows", right)
+        added = con.sql(sql).pl()
+    return pl.concat([rows, added], how="horizontal")
+
+
 def _best_of(repeats: int, run) -> tuple[float, object]:
     best, result = float("inf"), None
     for _ in range(repeats):
@@ -121,13 +172,22 @@ def main() -> None:
     ours_s, ours = _best_of(repeats, lambda: point_in_time_join(rows, features, feature_set))
     rows_pd, features_pd = rows.to_pandas(), features.to_pandas()
     pandas_s, theirs = _best_of(repeats, lambda: pandas_join(rows_pd, features_pd, feature_set))
+    duck_s, duck = _best_of(repeats, lambda: duckdb_join(rows, features, feature_set))
 
     expected = pl.from_pandas(theirs).select(ours.columns)
     assert_frame_equal(ours, expected, check_dtypes=False)
-    print("results identical: yes")
-    print(f"ours (polars join_asof):  {ours_s:8.3f} s  (best of {repeats})")
-    print(f"pandas merge_asof:        {pandas_s:8.3f} s  (best of {repeats})")
-    print(f"ratio pandas / ours:      {pandas_s / ours_s:8.1f}x")
+    assert_frame_equal(ours, duck)  # same rows in the same order, same dtypes
+    by = [feature_set.key, "event_time", "label_id"]
+    assert_frame_equal(ours.sort(by), duck.sort(by))
+    print("results identical: ours = pandas = duckdb")
+    print(f"{'contestant':<26}{'best of ' + str(repeats):>12}{'vs ours':>10}")
+    for name, seconds in (
+        ("ours (polars join_asof)", ours_s),
+        ("pandas merge_asof", pandas_s),
+        ("duckdb ASOF JOIN", duck_s),
+    ):
+        print(f"{name:<26}{seconds:>10.3f} s{ours_s / seconds:>9.2f}x")
+    print("(vs ours > 1 means faster than ours)")
     try:
         import feast  # noqa: F401
     except ImportError:

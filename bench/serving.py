@@ -33,7 +33,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from ml_assets_tests.local_servers import free_port  # noqa: E402
+from ml_assets_tests.support.servers import free_port  # noqa: E402
 
 API_KEY = "bench-key"
 
@@ -151,16 +151,12 @@ def run_load(port: int, path: str, bodies_file: Path, rate: float, seconds: floa
 # -- the world -----------------------------------------------------------------------------
 def build(home: Path, quick: bool) -> dict[str, Any]:
     """Teacher v1 + student v1 (distilled from it) as champions, and a filled online store."""
-    from ml_assets.training.mlflow_registry import (
-        STUDENT_MODEL_NAME,
-        Lineage,
-        load_model_version,
-        log_student,
-        set_alias,
-    )
+    from ml_assets.training.registry_aliases import set_alias
+    from ml_assets.training.registry_reader import STUDENT_MODEL_NAME, Lineage, load_model_version
+    from ml_assets.training.registry_writer import log_student
     from ml_assets.training.student import StudentConfig, train_student
     from ml_assets.training.synthetic import labelled_frame
-    from ml_assets_tests.serving.conftest import MODEL_NAME, build_world
+    from ml_assets_tests.support.worlds import MODEL_NAME, build_world
 
     world = build_world(home)
     teacher = load_model_version(MODEL_NAME, world.versions[1], world.tracking_uri)
@@ -193,7 +189,7 @@ def build(home: Path, quick: bool) -> dict[str, Any]:
 
 
 def _rows_with_features(world: Any, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from ml_assets.serving.features import OnlineFeatureReader
+    from ml_assets.serving.feature_reader import OnlineFeatureReader
 
     reader = OnlineFeatureReader.open(world.online_store_url, world.home)
     features = reader.read([(r["customer_id"], r["merchant_id"]) for r in requests],
@@ -279,7 +275,7 @@ def _wait_http_get(port: int, process: subprocess.Popen, seconds: float) -> bool
 # -- in-process limit ----------------------------------------------------------------------
 def in_process(world: Any, scorer: Any, requests: list[dict[str, Any]], n: int) -> dict:
     """Online read + predict per request with no HTTP: the ceiling any server could reach."""
-    from ml_assets.serving.features import OnlineFeatureReader
+    from ml_assets.serving.feature_reader import OnlineFeatureReader
 
     reader = OnlineFeatureReader.open(world.online_store_url, world.home)
     base = _rows_with_features(world, requests[:1])[0]

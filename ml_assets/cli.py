@@ -17,12 +17,11 @@ def _generate(args: argparse.Namespace) -> int:
     from ml_assets.data.scenarios import Scenario
 
     settings = get_settings()
-    config = GeneratorConfig(
-        seed=args.seed if args.seed is not None else settings.seed,
-        transactions_per_day=args.transactions_per_day or settings.transactions_per_day,
-        label_delay_min_days=settings.label_delay_min_days,
-        label_delay_max_days=settings.label_delay_max_days,
+    config = GeneratorConfig.from_settings(
+        settings,
         scenarios=tuple(Scenario.parse(s) for s in args.scenario),
+        seed=args.seed,
+        transactions_per_day=args.transactions_per_day,
     )
     start = date.fromisoformat(args.start)
     progress = tqdm(
@@ -57,11 +56,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from ml_assets.automation.promotion import endpoint_urls, notify_endpoints, roll_back
-    from ml_assets.training.mlflow_registry import tracking_uri_for
+    from ml_assets.automation.endpoints import endpoint_urls, notify_endpoints
+    from ml_assets.training.registry_aliases import roll_back
 
-    uri = tracking_uri_for(get_settings().mlflow_dir)
-    before, after = roll_back(uri, args.model)
+    before, after = roll_back(get_settings().mlflow_tracking_uri, args.model)
     print(f"{args.model}@champion: v{before} -> v{after}")
     for url, outcome in notify_endpoints(endpoint_urls()).items():
         print(f"  told {url} to reload: {outcome}")

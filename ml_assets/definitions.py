@@ -1,24 +1,32 @@
-"""The code location: the one place that assembles assets, checks, jobs, sensors, resources."""
+"""The code location: the one place that assembles assets, checks, jobs, sensors, resources.
+
+`build_definitions(settings)` is the one path settings take into the platform: the daily
+partitions and the label lookbacks shape the asset graph, and every other setting reaches
+asset bodies, checks and sensors through the `settings` resource.
+"""
 
 import dagster as dg
 
-from ml_assets.automation.deployment import deploy_job, deployed_model, promotion_sensor
-from ml_assets.automation.jobs import jobs
+from ml_assets.automation.jobs import build_jobs
 from ml_assets.automation.landing_sensor import landing_sensor
+from ml_assets.automation.promotion_sensor import endpoint_reload_sensor, promotion_sensor
 from ml_assets.automation.retrain_sensor import drift_retrain_sensor
-from ml_assets.automation.schedules import schedules
-from ml_assets.data.assets import assets as data_assets
-from ml_assets.features.assets import assets as feature_assets
-from ml_assets.monitoring.assets import assets as monitoring_assets
+from ml_assets.automation.schedules import build_schedules
+from ml_assets.data.assets import build_data_assets
+from ml_assets.data.partitions import daily_partitions
+from ml_assets.features.assets import build_feature_assets
+from ml_assets.monitoring.assets import build_monitoring_assets
 from ml_assets.resources import (
     LandingZone,
     MlflowResource,
     OnlineStoreResource,
-    Warehouse,
+    SettingsResource,
     WarehouseIOManager,
+    WarehouseReader,
 )
 from ml_assets.settings import Settings, get_settings
 from ml_assets.training.assets import assets as model_assets
+from ml_assets.training.deployment import champion_scores_probe, deployed_model
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -27,23 +35,39 @@ def build_resources(settings: Settings) -> dict[str, object]:
         # Tables: one Parquet file per partition. Small values (model refs): pickles.
         "warehouse_io_manager": WarehouseIOManager(root=str(settings.warehouse_dir)),
         "io_manager": dg.FilesystemIOManager(base_dir=str(settings.home / "asset_values")),
-        "warehouse": Warehouse(root=str(settings.warehouse_dir)),
+        "warehouse": WarehouseReader(root=str(settings.warehouse_dir)),
         "landing": LandingZone(path=str(settings.landing_dir)),
         "online_store": OnlineStoreResource(url=settings.online_store_url, home=str(settings.home)),
-        "mlflow": MlflowResource(directory=str(settings.mlflow_dir)),
+        "mlflow": MlflowResource(
+            tracking_uri=settings.mlflow_tracking_uri,
+            artifact_location=settings.mlflow_artifact_location,
+        ),
+        "settings": SettingsResource.from_settings(settings),
     }
 
 
-ASSETS = [*data_assets, *feature_assets, *model_assets, deployed_model, *monitoring_assets]
+def build_assets(settings: Settings) -> list:
+    """Every asset of the platform, partitioned from `settings.partitions_start`."""
+    partitions = daily_partitions(settings.partitions_start)
+    return [
+        *build_data_assets(partitions),
+        *build_feature_assets(partitions, settings.label_delay_max_days),
+        *model_assets,
+        deployed_model,
+        *build_monitoring_assets(partitions, settings.label_delay_max_days),
+    ]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or get_settings()
+    jobs = build_jobs(daily_partitions(settings.partitions_start))
     return dg.Definitions(
-        assets=ASSETS,
-        jobs=[*jobs, deploy_job],
-        schedules=schedules,
-        sensors=[landing_sensor, promotion_sensor, drift_retrain_sensor],
-        resources=build_resources(settings or get_settings()),
+        assets=build_assets(settings),
+        asset_checks=[champion_scores_probe],
+        jobs=jobs,
+        schedules=build_schedules(jobs),
+        sensors=[landing_sensor, promotion_sensor, endpoint_reload_sensor, drift_retrain_sensor],
+        resources=build_resources(settings),
     )
 
 

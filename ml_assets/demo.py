@@ -76,11 +76,7 @@ def run_demo(days: int = 30) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     last_day = date.today() - timedelta(days=1)
     first_day = last_day - timedelta(days=days - 1)
-    config = GeneratorConfig(
-        seed=settings.seed,
-        transactions_per_day=settings.transactions_per_day,
-        scenarios=demo_scenarios(last_day),
-    )
+    config = GeneratorConfig.from_settings(settings, scenarios=demo_scenarios(last_day))
     for _ in tqdm(land_days(settings.landing_dir, first_day, days, config), total=days,
                   unit="day", desc="landing"):  # fmt: skip
         pass

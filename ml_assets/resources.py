@@ -7,12 +7,15 @@ schema, path, data version) without asset code repeating it.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from ml_assets.settings import DecisionThresholds, Settings
 from ml_assets.warehouse import (
     PARTITION_FILE,
     existing_partitions,
@@ -90,7 +93,7 @@ class LandingZone(dg.ConfigurableResource):
         return Path(self.path)
 
 
-class Warehouse(dg.ConfigurableResource):
+class WarehouseReader(dg.ConfigurableResource):
     """Read access to stored partitions outside an asset input (checks over trailing days)."""
 
     root: str
@@ -116,6 +119,10 @@ class Warehouse(dg.ConfigurableResource):
 
     def partitions_exist(self, table: str, days: list[str]) -> bool:
         return all(partition_path(Path(self.root), table, d).exists() for d in days)
+
+    def days_present(self, tables: list[str], days: list[str]) -> list[str]:
+        """The `days` for which every one of `tables` has a partition, in order."""
+        return [d for d in days if all(self.partitions_exist(t, [d]) for t in tables)]
 
     def read(self, table: str, days: list[str]) -> pl.DataFrame:
         """The named partitions of a table, concatenated (a model's training window)."""
@@ -147,26 +154,15 @@ class OnlineStoreResource(dg.ConfigurableResource):
 
 
 class MlflowResource(dg.ConfigurableResource):
-    """MLflow tracking and registry in SQLite under the data dir, with artifacts beside it.
-    Every run it starts is tagged with the Dagster run, asset and partition."""
+    """MLflow tracking and registry (SQLite under the data dir, artifacts beside it). It owns
+    what every MLflow run of an asset needs: where to log, and the tags that lead back to the
+    Dagster run, asset and partition; assets never build a tracking URI or tags themselves."""
 
-    directory: str
+    tracking_uri: str
+    artifact_location: str
     ui_url: str = "http://127.0.0.1:5000"
 
-    @property
-    def tracking_uri(self) -> str:
-        from ml_assets.training.mlflow_registry import tracking_uri_for
-
-        Path(self.directory).mkdir(parents=True, exist_ok=True)
-        return tracking_uri_for(Path(self.directory))
-
-    @property
-    def artifact_location(self) -> str:
-        from ml_assets.training.mlflow_registry import artifact_location_for
-
-        return artifact_location_for(Path(self.directory))
-
-    def dagster_tags(self, context: dg.AssetExecutionContext) -> dict[str, str]:
+    def run_tags(self, context: dg.AssetExecutionContext) -> dict[str, str]:
         tags = {
             "dagster.run_id": context.run.run_id,
             "dagster.asset": context.asset_key.to_user_string(),
@@ -175,10 +171,71 @@ class MlflowResource(dg.ConfigurableResource):
             tags["dagster.partition"] = context.partition_key
         return tags
 
-    def run_url(self, run_id: str) -> str:
-        """Where the MLflow UI (`make mlflow-ui`) shows this run."""
+    def run_settings(self, context: dg.AssetExecutionContext) -> dict[str, Any]:
+        """Keyword arguments for the registry writer: where to log, and the run's tags."""
+        return {
+            "tracking_uri": self.tracking_uri,
+            "artifact_location": self.artifact_location,
+            "tags": self.run_tags(context),
+        }
+
+    def client(self):  # -> mlflow.MlflowClient; mlflow is imported only where it is used
         from mlflow import MlflowClient
 
-        uri = self.tracking_uri
-        experiment = MlflowClient(tracking_uri=uri).get_run(run_id).info.experiment_id
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def run_url(self, run_id: str) -> str:
+        """Where the MLflow UI (`make mlflow-ui`) shows this run."""
+        experiment = self.client().get_run(run_id).info.experiment_id
         return f"{self.ui_url}/#/experiments/{experiment}/runs/{run_id}"
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """The platform's settings as `build_definitions(settings)` received them: the one path by
+    which thresholds and paths reach asset bodies, checks and sensors (never a global read).
+    Each field mirrors one of `Settings` (a test keeps them in step)."""
+
+    home: str
+    partitions_start: str
+    seed: int
+    transactions_per_day: int
+    label_delay_min_days: int
+    label_delay_max_days: int
+    never_labelled_share: float
+    max_quarantine_share: float
+    row_count_tolerance: float
+    row_count_trailing_days: int
+    max_null_share: float
+    min_daily_auc: float
+    max_fallback_share: float
+    retrain_drift_days: int
+    online_store_url: str
+    review_low: float
+    decline_at: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SettingsResource:
+        values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+        decisions = values.pop("decisions")
+        return cls(
+            **{
+                **values,
+                "home": str(settings.home),
+                "partitions_start": str(settings.partitions_start),
+            },
+            review_low=decisions.review_low,
+            decline_at=decisions.decline_at,
+        )
+
+    @property
+    def settings(self) -> Settings:
+        values = self.model_dump()
+        decisions = DecisionThresholds(values.pop("review_low"), values.pop("decline_at"))
+        return Settings(
+            **{
+                **values,
+                "home": Path(self.home),
+                "partitions_start": date.fromisoformat(self.partitions_start),
+            },
+            decisions=decisions,
+        )

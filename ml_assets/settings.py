@@ -14,8 +14,32 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+def _env(name: str, default: object) -> str:
+    return os.environ.get(name, str(default))
+
+
+@dataclass(frozen=True)
+class DecisionThresholds:
+    """Score -> decision, shared by the endpoint and batch scoring: approve below
+    `review_low`, decline at or above `decline_at`, send the band between to human review."""
+
+    review_low: float = 0.3
+    decline_at: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review_low <= self.decline_at <= 1.0:
+            raise ValueError(
+                f"review_low={self.review_low} and decline_at={self.decline_at} must satisfy "
+                "0 <= review_low <= decline_at <= 1 (ML_ASSETS_REVIEW_LOW, ML_ASSETS_DECLINE_AT)"
+            )
+
+    @classmethod
+    def from_env(cls) -> DecisionThresholds:
+        default = cls()
+        return cls(
+            review_low=float(_env("ML_ASSETS_REVIEW_LOW", default.review_low)),
+            decline_at=float(_env("ML_ASSETS_DECLINE_AT", default.decline_at)),
+        )
 
 
 @dataclass(frozen=True)
@@ -41,6 +65,8 @@ class Settings:
     retrain_drift_days: int = 2  # consecutive drifted days that trigger a retrain
     # Online store: empty means the embedded SQLite file in the data dir
     online_store_url: str = ""
+    # Decisions, the same for the endpoint and for batch scoring
+    decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,6 +93,7 @@ class Settings:
                 _env("ML_ASSETS_RETRAIN_DRIFT_DAYS", str(default.retrain_drift_days))
             ),
             online_store_url=_env("ONLINE_STORE_URL", default.online_store_url),
+            decisions=DecisionThresholds.from_env(),
         )
 
     @property
@@ -84,6 +111,19 @@ class Settings:
     @property
     def mlflow_dir(self) -> Path:
         return self.home / "mlflow"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.home / "serving"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """MLflow tracking and registry in SQLite (the file store is deprecated)."""
+        return f"sqlite:///{self.mlflow_dir.resolve() / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        return (self.mlflow_dir.resolve() / "artifacts").as_uri()
 
 
 def get_settings() -> Settings:

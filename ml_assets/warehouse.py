@@ -8,13 +8,13 @@ No process holds a lock, so partitions can be written side by side.
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 import polars as pl
+
+from ml_assets.atomic_files import write_parquet_atomically
 
 PARTITION_FILE = "data.parquet"
 
@@ -30,22 +30,8 @@ def partition_path(root: Path, table: str, day: date | str | None) -> Path:
     return partition_dir(root, table, day) / PARTITION_FILE
 
 
-def write_atomically(frame: pl.DataFrame, path: Path) -> Path:
-    """Write `frame` to `path` so a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        frame.write_parquet(temporary, statistics=True)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
 def write_partition(root: Path, table: str, day: date | str | None, frame: pl.DataFrame) -> Path:
-    return write_atomically(frame, partition_path(root, table, day))
+    return write_parquet_atomically(frame, partition_path(root, table, day))
 
 
 def read_partition(root: Path, table: str, day: date | str | None) -> pl.DataFrame:

@@ -1,10 +1,10 @@
-"""Shared fixtures: a temporary data dir, a real Dagster instance, small generated days."""
+"""Shared fixtures: a temporary data dir, a real Dagster instance, small generated days.
+
+Harnesses shared with other modules or the benches live in `ml_assets_tests.support`."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -12,11 +12,19 @@ import pytest
 
 from ml_assets.data.generator import GeneratorConfig
 from ml_assets.settings import Settings
-from ml_assets_tests.local_servers import free_port  # noqa: F401 (shared with test modules)
 
 # Small days keep the suite fast; the data's signal does not depend on the volume.
 TEST_ROWS_PER_DAY = 1_500
-FIRST_DAY = date(2026, 3, 1)
+# Fixtures that train models or start servers. A test using one is marked slow wherever it
+# lives, so `pytest -m "not slow"` stays the fast loop; modules that build their own
+# platform or server mark themselves with `pytestmark`.
+SLOW_FIXTURES = frozenset({"trained", "_world", "redis_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -41,7 +49,3 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as test_instance:
         yield test_instance
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from ml_assets.data.demo_source import land_days
 from ml_assets.settings import REPO_ROOT
 
+pytestmark = pytest.mark.slow
 DAYS = ["2026-03-01", "2026-03-02"]
 
 

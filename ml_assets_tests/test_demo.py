@@ -1,9 +1,9 @@
 """The demo's plan covers every asset once, in the order data flows."""
 
+from ml_assets.atomic_files import write_text_atomically
 from ml_assets.definitions import defs
 from ml_assets.demo import _stages, drift_summary
 from ml_assets.monitoring.assets import PREDICTION_DRIFT, SCORED_TRANSACTIONS
-from ml_assets.monitoring.reports import atomic_write
 
 
 def test_stages_cover_every_materializable_asset_once():
@@ -19,7 +19,7 @@ def test_stages_cover_every_materializable_asset_once():
 
 def test_drift_summary_counts_scenario_clean_and_warm_up_days(tmp_path):
     for day, drifted in (("2026-03-01", True), ("2026-03-02", False), ("2026-03-03", True)):
-        atomic_write(
+        write_text_atomically(
             tmp_path / "drift" / f"{day}.json",
             f'{{"day": "{day}", "dataset_drift": {str(drifted).lower()}}}',
         )

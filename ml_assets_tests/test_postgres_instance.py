@@ -1,65 +1,36 @@
 """The distributed configuration, tested for real on one machine: the Dagster instance of
 deploy/dagster.postgres.yaml against a PostgreSQL server this test starts."""
 
-import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import date
-from glob import glob
-from pathlib import Path
 
 import dagster as dg
 import psycopg2
 import pytest
 
-from ml_assets.data.assets import VALIDATED_TRANSACTIONS
-from ml_assets.data.assets import assets as data_assets
+from ml_assets.data.assets import VALIDATED_TRANSACTIONS, build_data_assets
 from ml_assets.data.demo_source import land_days
+from ml_assets.data.partitions import daily_partitions
 from ml_assets.definitions import build_resources
 from ml_assets.settings import REPO_ROOT
-from ml_assets_tests.conftest import free_port, in_ci
+from ml_assets_tests.support.servers import in_ci, postgres_binaries, running_postgres
 
+pytestmark = pytest.mark.slow
 DAY = date(2026, 3, 2)
-
-
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name) or sorted(glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found if isinstance(found, str) else (found[-1] if found else None)
 
 
 @pytest.fixture(scope="module")
 def postgres_port() -> Iterator[int]:
     """A throwaway PostgreSQL cluster on a free loopback port."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not (initdb and pg_ctl):
+    binaries = postgres_binaries()
+    if binaries is None:
         message = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
         if in_ci():
             pytest.fail(f"{message}; .ci/run installs the postgresql package")
         pytest.skip(message)
-    # PostgreSQL refuses to run as root: run it as the `postgres` user the package creates.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    data = Path(tempfile.mkdtemp(prefix="ml_assets_pg_"))
-    if as_user:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "dagster"],
-                   check=True, capture_output=True)  # fmt: skip
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    # A log file, not a pipe: the server outlives pg_ctl and would hold a pipe open.
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(data / "log"),
-                    "-w", "start"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    try:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="dagster", dbname="postgres")
-        conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
-        conn.cursor().execute("CREATE DATABASE dagster")
-        conn.close()
+    with running_postgres(*binaries) as port:
         yield port
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)  # fmt: skip
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def test_assets_run_on_the_postgres_instance(
@@ -76,7 +47,8 @@ def test_assets_run_on_the_postgres_instance(
     instance = dg.DagsterInstance.from_config(str(home))
     try:
         result = dg.materialize(
-            data_assets, partition_key=DAY.isoformat(), resources=build_resources(settings),
+            build_data_assets(daily_partitions(settings.partitions_start)),
+            partition_key=DAY.isoformat(), resources=build_resources(settings),
             instance=instance,
         )  # fmt: skip
         assert result.success

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml_assets.automation.jobs import ingest_job
+from ml_assets.automation.jobs import INGEST_JOB
 from ml_assets.data.assets import LANDING_FINGERPRINT, RAW_TRANSACTIONS
 from ml_assets.data.landing import TRANSACTIONS, landing_files, landing_fingerprint
 from ml_assets.data.partitions import daily_partitions
-from ml_assets.resources import LandingZone
+from ml_assets.resources import LandingZone, SettingsResource
 
 
 @dataclass(frozen=True)
@@ -60,18 +60,21 @@ def ingested_fingerprint(instance: dg.DagsterInstance, day: str) -> str | None:
 
 
 @dg.sensor(
-    job=ingest_job,
+    job_name=INGEST_JOB,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests an ingest run for each day whose landing files are new or changed.",
 )
-def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+def landing_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingZone, settings: SettingsResource
+) -> dg.SensorResult:
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    valid_days = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
+    partitions = daily_partitions(settings.settings.partitions_start)
+    valid_days = set(partitions.get_partition_keys())
     changes, skipped = find_changes(landing.root, seen, valid_days)
     if skipped:
         context.log.warning(
-            f"landing days outside the partitions ({daily_partitions.start:%Y-%m-%d}..yesterday) "
+            f"landing days outside the partitions ({partitions.start:%Y-%m-%d}..yesterday) "
             f"ignored: {skipped[:5]}{'...' if len(skipped) > 5 else ''}"
         )
     # Days ingested by other runs (the demo, a backfill) with these very files need no run.

@@ -4,11 +4,11 @@ from datetime import date
 
 import dagster as dg
 
-from ml_assets.automation.jobs import train_job
-from ml_assets.monitoring.assets import DRIFT_REPORT
+from ml_assets.automation.jobs import TRAIN_JOB
+from ml_assets.monitoring.assets import DRIFT_REPORT, DRIFT_SHARE_KEY
 from ml_assets.monitoring.drift import DRIFT_SHARE
 from ml_assets.monitoring.episodes import drift_episodes
-from ml_assets.settings import get_settings
+from ml_assets.resources import SettingsResource
 
 
 def latest_drift_shares(instance: dg.DagsterInstance, limit: int = 400) -> dict[date, float]:
@@ -20,23 +20,23 @@ def latest_drift_shares(instance: dg.DagsterInstance, limit: int = 400) -> dict[
         if (
             materialization
             and materialization.partition
-            and "drift_share" in materialization.metadata
+            and DRIFT_SHARE_KEY in materialization.metadata
         ):
             day = date.fromisoformat(materialization.partition)
-            shares[day] = float(materialization.metadata["drift_share"].value)
+            shares[day] = float(materialization.metadata[DRIFT_SHARE_KEY].value)
     return shares
 
 
 @dg.sensor(
-    job=train_job,
+    job_name=TRAIN_JOB,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a retrain when the drift share stays above its threshold for "
     "ML_ASSETS_RETRAIN_DRIFT_DAYS consecutive days; the run key is the episode's first "
     "day, so one episode retrains once. The new model still has to pass the gates.",
 )
-def drift_retrain_sensor(context: dg.SensorEvaluationContext):
-    min_days = get_settings().retrain_drift_days
+def drift_retrain_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
+    min_days = settings.retrain_drift_days
     shares = latest_drift_shares(context.instance)
     # Only drift that is still going on is a reason to retrain now; an episode that ended
     # (e.g. the warm-up days before the windows filled) is history.

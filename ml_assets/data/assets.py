@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from ml_assets.data.landing import landing_fingerprint, read_labels, read_transactions
-from ml_assets.data.partitions import daily_partitions, partition_day
+from ml_assets.data.partitions import partition_day
 from ml_assets.data.quality import (
     Outcome,
     conservation_outcome,
@@ -17,8 +17,7 @@ from ml_assets.data.quality import (
     schema_outcome,
 )
 from ml_assets.data.validation import split_valid_quarantine
-from ml_assets.resources import LandingZone, Warehouse, table_name
-from ml_assets.settings import get_settings
+from ml_assets.resources import LandingZone, SettingsResource, WarehouseReader, table_name
 
 RAW_TRANSACTIONS = dg.AssetKey("raw_transactions")
 VALIDATED_TRANSACTIONS = dg.AssetKey("validated_transactions")
@@ -35,34 +34,6 @@ CHECK_NULL_RATES = "null_rates"
 
 GROUP = "data"
 KINDS = {"polars", "parquet"}
-
-
-@dg.asset(
-    key=RAW_TRANSACTIONS,
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    kinds=KINDS,
-    io_manager_key="warehouse_io_manager",
-    description="The day's landed transaction files, typed by the column contract. Added "
-    "columns are kept and listed; a missing required column fails with its name.",
-)
-def raw_transactions(
-    context: dg.AssetExecutionContext, landing: LandingZone
-) -> dg.Output[pl.DataFrame]:
-    day = partition_day(context)
-    read = read_transactions(landing.root, day)
-    context.log.info(f"read {read.frame.height} rows from {len(read.files)} file(s) for {day}")
-    if read.added_columns:
-        context.log.warning(f"columns beyond the contract, kept: {read.added_columns}")
-    return dg.Output(
-        read.frame,
-        metadata={
-            "files": [str(p) for p in read.files],
-            LANDING_FINGERPRINT: landing_fingerprint(landing.root, day),
-            "added_columns": read.added_columns,
-            "absent_optional_columns": read.absent_optional_columns,
-        },
-    )
 
 
 def _check(name: str, description: str) -> dg.AssetCheckSpec:
@@ -82,95 +53,133 @@ def _result(name: str, outcome: Outcome) -> dg.AssetCheckResult:
     )
 
 
-@dg.multi_asset(
-    outs={
-        "validated_transactions": dg.AssetOut(
-            key=VALIDATED_TRANSACTIONS,
-            group_name=GROUP,
-            kinds=KINDS,
-            io_manager_key="warehouse_io_manager",
-            description="Rows that pass the pandera schema: what every feature is computed from.",
-        ),
-        "quarantined_transactions": dg.AssetOut(
-            key=QUARANTINED_TRANSACTIONS,
-            group_name=GROUP,
-            kinds=KINDS,
-            io_manager_key="warehouse_io_manager",
-            description="Rows that failed the schema, each with the checks and columns it failed.",
-        ),
-    },
-    ins={"raw": dg.AssetIn(RAW_TRANSACTIONS)},
-    partitions_def=daily_partitions,
-    check_specs=[
-        _check(CHECK_SCHEMA, "The stored valid rows pass the schema."),
-        _check(CHECK_CONSERVATION, "raw rows = valid rows + quarantined rows."),
-        _check(CHECK_QUARANTINE_SHARE, "The quarantined share stays under its ceiling."),
-        _check(CHECK_ROW_COUNT, "The day's row count is within bounds of the trailing days."),
-        _check(CHECK_NULL_RATES, "Null shares of required columns stay under the ceiling."),
-    ],
-)
-def validated_and_quarantined_transactions(
-    context: dg.AssetExecutionContext, raw: pl.DataFrame, warehouse: Warehouse
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    day = partition_day(context)
-    settings = get_settings()
-    split = split_valid_quarantine(raw, day)
-    context.log.info(f"{day}: {split.valid.height} valid, {split.quarantined.height} quarantined")
-    reasons = (
-        split.quarantined.group_by("quarantine_reason").len().sort("len", descending=True).head(10)
+def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The data group over `partitions` (built by `build_definitions` from the settings)."""
+
+    @dg.asset(
+        key=RAW_TRANSACTIONS,
+        group_name=GROUP,
+        partitions_def=partitions,
+        kinds=KINDS,
+        io_manager_key="warehouse_io_manager",
+        description="The day's landed transaction files, typed by the column contract. Added "
+        "columns are kept and listed; a missing required column fails with its name.",
     )
-    yield dg.Output(split.valid, output_name="validated_transactions")
-    yield dg.Output(
-        split.quarantined,
-        output_name="quarantined_transactions",
-        metadata={
-            "top_reasons": dg.MetadataValue.md(
-                "| reason | rows |\n|---|---|\n"
-                + "\n".join(f"| {r} | {n} |" for r, n in reasons.iter_rows())
-            )
+    def raw_transactions(
+        context: dg.AssetExecutionContext, landing: LandingZone
+    ) -> dg.Output[pl.DataFrame]:
+        day = partition_day(context)
+        read = read_transactions(landing.root, day)
+        context.log.info(f"read {read.frame.height} rows from {len(read.files)} file(s) for {day}")
+        if read.added_columns:
+            context.log.warning(f"columns beyond the contract, kept: {read.added_columns}")
+        return dg.Output(
+            read.frame,
+            metadata={
+                "files": [str(p) for p in read.files],
+                LANDING_FINGERPRINT: landing_fingerprint(landing.root, day),
+                "added_columns": read.added_columns,
+                "absent_optional_columns": read.absent_optional_columns,
+            },
+        )
+
+    @dg.multi_asset(
+        outs={
+            "validated_transactions": dg.AssetOut(
+                key=VALIDATED_TRANSACTIONS,
+                group_name=GROUP,
+                kinds=KINDS,
+                io_manager_key="warehouse_io_manager",
+                description="Rows that pass the pandera schema: what every feature is computed "
+                "from.",
+            ),
+            "quarantined_transactions": dg.AssetOut(
+                key=QUARANTINED_TRANSACTIONS,
+                group_name=GROUP,
+                kinds=KINDS,
+                io_manager_key="warehouse_io_manager",
+                description="Rows that failed the schema, each with the checks and columns it "
+                "failed.",
+            ),
         },
+        ins={"raw": dg.AssetIn(RAW_TRANSACTIONS)},
+        partitions_def=partitions,
+        check_specs=[
+            _check(CHECK_SCHEMA, "The stored valid rows pass the schema."),
+            _check(CHECK_CONSERVATION, "raw rows = valid rows + quarantined rows."),
+            _check(CHECK_QUARANTINE_SHARE, "The quarantined share stays under its ceiling."),
+            _check(CHECK_ROW_COUNT, "The day's row count is within bounds of the trailing days."),
+            _check(CHECK_NULL_RATES, "Null shares of required columns stay under the ceiling."),
+        ],
     )
-    trailing_days = [
-        day - timedelta(days=i) for i in range(1, settings.row_count_trailing_days + 1)
-    ]
-    trailing = warehouse.partition_row_counts(table_name(RAW_TRANSACTIONS), trailing_days)
-    yield _result(CHECK_SCHEMA, schema_outcome(split.valid, day))
-    yield _result(
-        CHECK_CONSERVATION,
-        conservation_outcome(raw.height, split.valid.height, split.quarantined.height),
-    )
-    yield _result(
-        CHECK_QUARANTINE_SHARE,
-        quarantine_share_outcome(
-            split.valid.height, split.quarantined.height, settings.max_quarantine_share
-        ),
-    )
-    yield _result(
-        CHECK_ROW_COUNT, row_count_outcome(raw.height, trailing, settings.row_count_tolerance)
-    )
-    yield _result(CHECK_NULL_RATES, null_rates_outcome(split.valid, settings.max_null_share))
+    def validated_and_quarantined_transactions(
+        context: dg.AssetExecutionContext,
+        raw: pl.DataFrame,
+        warehouse: WarehouseReader,
+        settings: SettingsResource,
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        day = partition_day(context)
+        split = split_valid_quarantine(raw, day)
+        context.log.info(
+            f"{day}: {split.valid.height} valid, {split.quarantined.height} quarantined"
+        )
+        reasons = (
+            split.quarantined.group_by("quarantine_reason")
+            .len()
+            .sort("len", descending=True)
+            .head(10)
+        )
+        yield dg.Output(split.valid, output_name="validated_transactions")
+        yield dg.Output(
+            split.quarantined,
+            output_name="quarantined_transactions",
+            metadata={
+                "top_reasons": dg.MetadataValue.md(
+                    "| reason | rows |\n|---|---|\n"
+                    + "\n".join(f"| {r} | {n} |" for r, n in reasons.iter_rows())
+                )
+            },
+        )
+        trailing_days = [
+            day - timedelta(days=i) for i in range(1, settings.row_count_trailing_days + 1)
+        ]
+        trailing = warehouse.partition_row_counts(table_name(RAW_TRANSACTIONS), trailing_days)
+        yield _result(CHECK_SCHEMA, schema_outcome(split.valid, day))
+        yield _result(
+            CHECK_CONSERVATION,
+            conservation_outcome(raw.height, split.valid.height, split.quarantined.height),
+        )
+        yield _result(
+            CHECK_QUARANTINE_SHARE,
+            quarantine_share_outcome(
+                split.valid.height, split.quarantined.height, settings.max_quarantine_share
+            ),
+        )
+        yield _result(
+            CHECK_ROW_COUNT, row_count_outcome(raw.height, trailing, settings.row_count_tolerance)
+        )
+        yield _result(CHECK_NULL_RATES, null_rates_outcome(split.valid, settings.max_null_share))
 
-
-@dg.asset(
-    key=TRANSACTION_LABELS,
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    kinds=KINDS,
-    io_manager_key="warehouse_io_manager",
-    description="Fraud outcomes that became known on this day, for transactions of earlier days.",
-)
-def transaction_labels(
-    context: dg.AssetExecutionContext, landing: LandingZone
-) -> dg.Output[pl.DataFrame]:
-    day = partition_day(context)
-    read = read_labels(landing.root, day)
-    if not read.files:
-        context.log.warning(f"no label file landed for {day}: no labels arrived that day")
-    fraud = int(read.frame["is_fraud"].sum()) if read.frame.height else 0
-    return dg.Output(
-        read.frame,
-        metadata={"files": [str(p) for p in read.files], "fraud_labels": fraud},
+    @dg.asset(
+        key=TRANSACTION_LABELS,
+        group_name=GROUP,
+        partitions_def=partitions,
+        kinds=KINDS,
+        io_manager_key="warehouse_io_manager",
+        description="Fraud outcomes that became known on this day, for transactions of "
+        "earlier days.",
     )
+    def transaction_labels(
+        context: dg.AssetExecutionContext, landing: LandingZone
+    ) -> dg.Output[pl.DataFrame]:
+        day = partition_day(context)
+        read = read_labels(landing.root, day)
+        if not read.files:
+            context.log.warning(f"no label file landed for {day}: no labels arrived that day")
+        fraud = int(read.frame["is_fraud"].sum()) if read.frame.height else 0
+        return dg.Output(
+            read.frame,
+            metadata={"files": [str(p) for p in read.files], "fraud_labels": fraud},
+        )
 
-
-assets = [raw_transactions, validated_and_quarantined_transactions, transaction_labels]
+    return [raw_transactions, validated_and_quarantined_transactions, transaction_labels]

@@ -18,8 +18,9 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from ml_assets.data.columns import LABEL_COLUMNS, TRANSACTION_COLUMNS
+from ml_assets.data.contracts import LABEL_COLUMNS, TRANSACTION_COLUMNS
 from ml_assets.data.scenarios import Scenario, apply_scenarios
+from ml_assets.settings import Settings
 
 N_CUSTOMERS = 5_000
 N_MERCHANTS = 400
@@ -72,6 +73,25 @@ class GeneratorConfig:
     label_delay_max_days: int = 3
     never_labelled_share: float = 0.03
     scenarios: tuple[Scenario, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        scenarios: tuple[Scenario, ...] = (),
+        seed: int | None = None,
+        transactions_per_day: int | None = None,
+    ) -> GeneratorConfig:
+        """The generator the settings describe (the one mapping, for the CLI and the demo);
+        `seed` and `transactions_per_day` override the settings when given."""
+        return cls(
+            seed=settings.seed if seed is None else seed,
+            transactions_per_day=transactions_per_day or settings.transactions_per_day,
+            label_delay_min_days=settings.label_delay_min_days,
+            label_delay_max_days=settings.label_delay_max_days,
+            never_labelled_share=settings.never_labelled_share,
+            scenarios=scenarios,
+        )
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import polars as pl
 
-from ml_assets.data.columns import (
+from ml_assets.atomic_files import replace_atomically, write_parquet_atomically
+from ml_assets.data.contracts import (
     INGEST_ERROR,
     LABEL_SCHEMA,
     OPTIONAL_TRANSACTION_COLUMNS,
     REQUIRED_TRANSACTION_COLUMNS,
 )
-from ml_assets.warehouse import write_atomically
 
 SUFFIXES = (".parquet", ".csv")
 TRANSACTIONS = "transactions"
@@ -75,13 +75,9 @@ def write_landing_file(
     """Drop a file into the landing zone the way an upstream system would."""
     path = day_dir(landing_dir, day) / f"{kind}.{fmt}"
     if fmt == "parquet":
-        return write_atomically(frame, path)
+        return write_parquet_atomically(frame, path)
     if fmt == "csv":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".csv.tmp")
-        frame.write_csv(temporary)
-        temporary.replace(path)
-        return path
+        return replace_atomically(path, frame.write_csv)
     raise ValueError(f"landing format {fmt!r} is not supported: use parquet or csv")
 
 
@@ -111,40 +107,59 @@ def _coerce(column: pl.Series, dtype: pl.DataType) -> pl.Series:
     return column.cast(dtype, strict=False)
 
 
+def _unreadable_note(
+    name: str, original: pl.Series, cast: pl.Series, dtype: pl.DataType
+) -> pl.Expr | None:
+    """Per row, what a column held that its contract type could not read (null where it read
+    fine), or None when every value read: columns that parsed cleanly add no expression."""
+    failed = original.is_not_null() & cast.is_null()
+    if not failed.any():
+        return None
+    return pl.when(pl.Series(failed)).then(
+        pl.format(
+            "{}={} is not {}",
+            pl.lit(name),
+            pl.Series(original.cast(pl.String)),
+            pl.lit(str(dtype)),
+        )
+    )
+
+
+def _joined_notes(notes: list[pl.Expr]) -> pl.Expr:
+    """The row's notes joined, and null when it has none. `concat_str(ignore_nulls=True)` gives
+    "" rather than null when every part is null, and the schema quarantines any row whose
+    `_ingest_error` is not null: without the guard, one bad value quarantines the whole file."""
+    any_note = pl.any_horizontal([note.is_not_null() for note in notes])
+    return (
+        pl.when(any_note)
+        .then(pl.concat_str(notes, separator="; ", ignore_nulls=True))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias(INGEST_ERROR)
+    )
+
+
 def coerce_to_contract(
     frame: pl.DataFrame, contract: dict[str, pl.DataType], source: str
 ) -> pl.DataFrame:
     """Cast known columns to their contract types. Values that do not parse become null and
-    the row's `_ingest_error` says which column held what, so nothing is lost silently."""
+    the row's `_ingest_error` says which column held what, so nothing is lost silently; rows
+    that read cleanly keep a null `_ingest_error`."""
     missing = [name for name in contract if name not in frame.columns]
     if missing:
         raise MissingColumnsError(
             f"{source} lacks required column(s) {', '.join(missing)}; "
             f"it has {', '.join(frame.columns)}. Fix the upstream export or map the columns."
         )
-    errors: list[pl.Expr] = []
+    notes: list[pl.Expr] = []
     coerced = {}
     for name, dtype in contract.items():
-        original = frame[name]
-        cast = _coerce(original, dtype)
-        coerced[name] = cast
-        failed = original.is_not_null() & cast.is_null()
-        if failed.any():
-            errors.append(
-                pl.when(pl.Series(failed)).then(
-                    pl.format(
-                        "{}={} is not {}",
-                        pl.lit(name),
-                        pl.Series(original.cast(pl.String)),
-                        pl.lit(str(dtype)),
-                    )
-                )
-            )
+        coerced[name] = _coerce(frame[name], dtype)
+        note = _unreadable_note(name, frame[name], coerced[name], dtype)
+        if note is not None:
+            notes.append(note)
     result = frame.with_columns(**coerced)
-    if errors:
-        result = result.with_columns(
-            pl.concat_str(errors, separator="; ", ignore_nulls=True).alias(INGEST_ERROR)
-        )
+    if notes:
+        result = result.with_columns(_joined_notes(notes))
     return result
 
 

@@ -1,4 +1,4 @@
-"""The daily partitioning every dated table shares."""
+"""The daily partitioning every dated table shares, built from the settings' first day."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from datetime import date
 
 import dagster as dg
 
-from ml_assets.settings import get_settings
 
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=get_settings().partitions_start.isoformat(), timezone="UTC"
-)
+def daily_partitions(start: date) -> dg.DailyPartitionsDefinition:
+    """One partition per UTC day from `start` (ML_ASSETS_START) to yesterday."""
+    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC")
 
 
 def partition_day(context: dg.AssetExecutionContext) -> date:

@@ -10,8 +10,8 @@ from datetime import date
 
 import polars as pl
 
-from ml_assets.data.columns import REQUIRED_TRANSACTION_COLUMNS
-from ml_assets.data.schemas import transaction_schema
+from ml_assets.data.contracts import REQUIRED_TRANSACTION_COLUMNS
+from ml_assets.data.pandera_schema import transaction_schema
 from ml_assets.data.validation import failure_cases
 
 

@@ -12,8 +12,8 @@ from datetime import date
 import pandera.polars as pa
 import polars as pl
 
-from ml_assets.data.columns import INGEST_ERROR
-from ml_assets.data.schemas import transaction_schema
+from ml_assets.data.contracts import INGEST_ERROR
+from ml_assets.data.pandera_schema import transaction_schema
 
 ROW_INDEX = "_row"
 REASON = "quarantine_reason"
@@ -61,7 +61,7 @@ def split_valid_quarantine(raw: pl.DataFrame, day: date) -> ValidationSplit:
         )
         raise SchemaMismatchError(
             f"transactions of {day} do not fit the schema as a whole: {problems}. "
-            "Check the landing files' column types against ml_assets/data/columns.py."
+            "Check the landing files' column types against ml_assets/data/contracts.py."
         )
     reasons = (
         cases.group_by("index")

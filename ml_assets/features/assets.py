@@ -5,18 +5,18 @@ import dagster as dg
 import polars as pl
 
 from ml_assets.data.assets import TRANSACTION_LABELS, VALIDATED_TRANSACTIONS
-from ml_assets.data.partitions import daily_partitions, partition_day
+from ml_assets.data.partitions import partition_day
 from ml_assets.features.compute import compute_entity_features
 from ml_assets.features.online import latest_feature_rows
 from ml_assets.features.registry import (
     CUSTOMER_FEATURES,
     MERCHANT_FEATURES,
     FeatureSet,
+    feature_versions,
     history_days,
 )
 from ml_assets.features.training_set import build_training_set
-from ml_assets.resources import OnlineStoreResource, Warehouse, table_name
-from ml_assets.settings import get_settings
+from ml_assets.resources import OnlineStoreResource, WarehouseReader, table_name
 
 CUSTOMER_FEATURES_KEY = dg.AssetKey("customer_features")
 MERCHANT_FEATURES_KEY = dg.AssetKey("merchant_features")
@@ -25,12 +25,6 @@ ONLINE_FEATURES = dg.AssetKey("online_features")
 
 GROUP = "features"
 KINDS = {"polars", "parquet"}
-# Labels of day E refer to transactions of up to this many days before E.
-LABEL_LOOKBACK_DAYS = get_settings().label_delay_max_days
-# A transaction's latest feature row may be as old as the longest TTL (the longest window).
-FEATURE_LOOKBACK_DAYS = LABEL_LOOKBACK_DAYS + max(
-    history_days(CUSTOMER_FEATURES.entity), history_days(MERCHANT_FEATURES.entity)
-)
 
 
 def _window(days_back: int) -> dg.TimeWindowPartitionMapping:
@@ -45,13 +39,15 @@ def features_markdown(feature_set: FeatureSet) -> str:
     return "| feature | aggregation | window | ttl | version |\n|---|---|---|---|---|\n" + rows
 
 
-def _feature_asset(feature_set: FeatureSet, key: dg.AssetKey) -> dg.AssetsDefinition:
+def _feature_asset(
+    feature_set: FeatureSet, key: dg.AssetKey, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
     days_back = history_days(feature_set.entity)
 
     @dg.asset(
         key=key,
         group_name=GROUP,
-        partitions_def=daily_partitions,
+        partitions_def=partitions,
         kinds=KINDS,
         io_manager_key="warehouse_io_manager",
         ins={"validated": dg.AssetIn(VALIDATED_TRANSACTIONS, partition_mapping=_window(days_back))},
@@ -80,117 +76,129 @@ def _feature_asset(feature_set: FeatureSet, key: dg.AssetKey) -> dg.AssetsDefini
     return _asset
 
 
-customer_features = _feature_asset(CUSTOMER_FEATURES, CUSTOMER_FEATURES_KEY)
-merchant_features = _feature_asset(MERCHANT_FEATURES, MERCHANT_FEATURES_KEY)
+def feature_lookback_days(label_delay_max_days: int) -> int:
+    """How many days before a label day the training set reads feature rows: a transaction
+    may be that old, and its latest feature row as old as the longest TTL (window)."""
+    return label_delay_max_days + max(
+        history_days(CUSTOMER_FEATURES.entity), history_days(MERCHANT_FEATURES.entity)
+    )
 
 
-@dg.asset(
-    key=TRAINING_SET,
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    kinds=KINDS,
-    io_manager_key="warehouse_io_manager",
-    ins={
-        "labels": dg.AssetIn(TRANSACTION_LABELS),
-        "transactions": dg.AssetIn(
-            VALIDATED_TRANSACTIONS, partition_mapping=_window(LABEL_LOOKBACK_DAYS)
-        ),
-        "customer": dg.AssetIn(
-            CUSTOMER_FEATURES_KEY, partition_mapping=_window(FEATURE_LOOKBACK_DAYS)
-        ),
-        "merchant": dg.AssetIn(
-            MERCHANT_FEATURES_KEY, partition_mapping=_window(FEATURE_LOOKBACK_DAYS)
-        ),
-    },
-    automation_condition=dg.AutomationCondition.eager(),
-    description="The labels that arrived on this day, each joined to its transaction and to "
-    "the feature values as of just before the transaction (point in time, TTL applied). "
-    "Partitioned by label arrival day, so each label enters training exactly once.",
-)
-def training_set(
-    context: dg.AssetExecutionContext,
-    labels: pl.DataFrame,
-    transactions: pl.DataFrame,
-    customer: pl.DataFrame,
-    merchant: pl.DataFrame,
-    warehouse: Warehouse,
-) -> dg.Output:
-    day = partition_day(context)
-    built = build_training_set(
-        labels, transactions, {CUSTOMER_FEATURES: customer, MERCHANT_FEATURES: merchant}
-    )
-    context.log.info(
-        f"training_set {day}: {built.frame.height} labelled rows, {built.unmatched_labels} labels "
-        "without a validated transaction"
-    )
-    lineage = {
-        table_name(key): warehouse.partition_digests(
-            table_name(key), context.asset_partition_keys_for_input(name)
-        )
-        for key, name in (
-            (TRANSACTION_LABELS, "labels"),
-            (VALIDATED_TRANSACTIONS, "transactions"),
-            (CUSTOMER_FEATURES_KEY, "customer"),
-            (MERCHANT_FEATURES_KEY, "merchant"),
-        )
-    }
-    return dg.Output(
-        built.frame,
-        metadata={
-            "feature_versions": {
-                fs.name: fs.version for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)
-            }
-            | {
-                f.column: f.version
-                for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)
-                for f in fs.features
-            },
-            "input_data_versions": lineage,
-            "fraud_rate": built.fraud_rate,
-            "unmatched_labels": built.unmatched_labels,
-            "feature_coverage": dg.MetadataValue.md(built.coverage_markdown()),
+def build_feature_assets(
+    partitions: dg.PartitionsDefinition, label_delay_max_days: int
+) -> list[dg.AssetsDefinition]:
+    """The features group over `partitions`. Labels of day E refer to transactions of up to
+    `label_delay_max_days` days before E, so the training set reaches that far back."""
+    label_lookback = label_delay_max_days
+    feature_lookback = feature_lookback_days(label_delay_max_days)
+
+    @dg.asset(
+        key=TRAINING_SET,
+        group_name=GROUP,
+        partitions_def=partitions,
+        kinds=KINDS,
+        io_manager_key="warehouse_io_manager",
+        ins={
+            "labels": dg.AssetIn(TRANSACTION_LABELS),
+            "transactions": dg.AssetIn(
+                VALIDATED_TRANSACTIONS, partition_mapping=_window(label_lookback)
+            ),
+            "customer": dg.AssetIn(
+                CUSTOMER_FEATURES_KEY, partition_mapping=_window(feature_lookback)
+            ),
+            "merchant": dg.AssetIn(
+                MERCHANT_FEATURES_KEY, partition_mapping=_window(feature_lookback)
+            ),
         },
+        automation_condition=dg.AutomationCondition.eager(),
+        description="The labels that arrived on this day, each joined to its transaction and to "
+        "the feature values as of just before the transaction (point in time, TTL applied). "
+        "Partitioned by label arrival day, so each label enters training exactly once.",
     )
-
-
-@dg.asset(
-    key=ONLINE_FEATURES,
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    kinds={"sqlite", "redis"},
-    ins={
-        "customer": dg.AssetIn(CUSTOMER_FEATURES_KEY),
-        "merchant": dg.AssetIn(MERCHANT_FEATURES_KEY),
-    },
-    pool="online_store",
-    automation_condition=dg.AutomationCondition.eager(),
-    description="The latest feature values per entity after this day, pushed to the online "
-    "store under the feature set's version (an older day never overwrites a newer value).",
-)
-def online_features(
-    context: dg.AssetExecutionContext,
-    customer: pl.DataFrame,
-    merchant: pl.DataFrame,
-    online_store: OnlineStoreResource,
-) -> dg.MaterializeResult:
-    store = online_store.open()
-    try:
-        written = {
-            fs.name: store.write(fs, frame)
-            for fs, frame in ((CUSTOMER_FEATURES, customer), (MERCHANT_FEATURES, merchant))
+    def training_set(
+        context: dg.AssetExecutionContext,
+        labels: pl.DataFrame,
+        transactions: pl.DataFrame,
+        customer: pl.DataFrame,
+        merchant: pl.DataFrame,
+        warehouse: WarehouseReader,
+    ) -> dg.Output:
+        day = partition_day(context)
+        built = build_training_set(
+            labels, transactions, {CUSTOMER_FEATURES: customer, MERCHANT_FEATURES: merchant}
+        )
+        context.log.info(
+            f"training_set {day}: {built.frame.height} labelled rows, "
+            f"{built.unmatched_labels} labels "
+            "without a validated transaction"
+        )
+        lineage = {
+            table_name(key): warehouse.partition_digests(
+                table_name(key), context.asset_partition_keys_for_input(name)
+            )
+            for key, name in (
+                (TRANSACTION_LABELS, "labels"),
+                (VALIDATED_TRANSACTIONS, "transactions"),
+                (CUSTOMER_FEATURES_KEY, "customer"),
+                (MERCHANT_FEATURES_KEY, "merchant"),
+            )
         }
-    finally:
-        store.close()
-    newest = latest_feature_rows(customer, CUSTOMER_FEATURES)["feature_time"].max()
-    context.log.info(f"online store {store!r}: wrote {written}")
-    return dg.MaterializeResult(
-        metadata={
-            "entities_written": written,
-            "versions": {fs.name: fs.version for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)},
-            "store": repr(store),
-            "latest_feature_time": str(newest),
-        }
+        return dg.Output(
+            built.frame,
+            metadata={
+                "feature_versions": {
+                    fs.name: fs.version for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)
+                }
+                | feature_versions(),
+                "input_data_versions": lineage,
+                "fraud_rate": built.fraud_rate,
+                "unmatched_labels": built.unmatched_labels,
+                "feature_coverage": dg.MetadataValue.md(built.coverage_markdown()),
+            },
+        )
+
+    @dg.asset(
+        key=ONLINE_FEATURES,
+        group_name=GROUP,
+        partitions_def=partitions,
+        kinds={"sqlite", "redis"},
+        ins={
+            "customer": dg.AssetIn(CUSTOMER_FEATURES_KEY),
+            "merchant": dg.AssetIn(MERCHANT_FEATURES_KEY),
+        },
+        pool="online_store",
+        automation_condition=dg.AutomationCondition.eager(),
+        description="The latest feature values per entity after this day, pushed to the online "
+        "store under the feature set's version (an older day never overwrites a newer value).",
     )
+    def online_features(
+        context: dg.AssetExecutionContext,
+        customer: pl.DataFrame,
+        merchant: pl.DataFrame,
+        online_store: OnlineStoreResource,
+    ) -> dg.MaterializeResult:
+        store = online_store.open()
+        try:
+            written = {
+                fs.name: store.write(fs, frame)
+                for fs, frame in ((CUSTOMER_FEATURES, customer), (MERCHANT_FEATURES, merchant))
+            }
+        finally:
+            store.close()
+        newest = latest_feature_rows(customer, CUSTOMER_FEATURES)["feature_time"].max()
+        context.log.info(f"online store {store!r}: wrote {written}")
+        return dg.MaterializeResult(
+            metadata={
+                "entities_written": written,
+                "versions": {fs.name: fs.version for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)},
+                "store": repr(store),
+                "latest_feature_time": str(newest),
+            }
+        )
 
-
-assets = [customer_features, merchant_features, training_set, online_features]
+    return [
+        _feature_asset(CUSTOMER_FEATURES, CUSTOMER_FEATURES_KEY, partitions),
+        _feature_asset(MERCHANT_FEATURES, MERCHANT_FEATURES_KEY, partitions),
+        training_set,
+        online_features,
+    ]

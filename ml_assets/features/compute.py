@@ -41,7 +41,7 @@ def _check_columns(events: pl.DataFrame, feature_set: FeatureSet) -> None:
     if missing:
         raise ValueError(
             f"events lack columns {missing} needed by feature set {feature_set.name!r}; "
-            "pass validated transactions (see ml_assets/data/columns.py)"
+            "pass validated transactions (see ml_assets/data/contracts.py)"
         )
 
 

@@ -240,6 +240,11 @@ FEATURE_SETS: dict[str, FeatureSet] = {
 }
 
 
+def feature_versions() -> dict[str, str]:
+    """Every feature column with its version: what a model's lineage records it was trained on."""
+    return {f.column: f.version for fs in FEATURE_SETS.values() for f in fs.features}
+
+
 def feature_set_for(entity: str) -> FeatureSet:
     """The registered feature set of an entity ('customer' or 'merchant')."""
     try:

@@ -10,7 +10,8 @@ import polars as pl
 from ml_assets.features.pit import point_in_time_join
 from ml_assets.features.registry import FeatureSet
 
-LABEL_COLUMNS = ["transaction_id", "label_time", "is_fraud"]
+# What a training row takes from its label (the rest comes from the transaction).
+LABEL_JOIN_COLUMNS = ["transaction_id", "label_time", "is_fraud"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def build_training_set(
     """Labelled rows with point-in-time features. Labels whose transaction is not among the
     validated ones (quarantined, or older than the lookback) are counted, not invented."""
     labelled = transactions.join(
-        labels.select(LABEL_COLUMNS).unique("transaction_id", keep="last"),
+        labels.select(LABEL_JOIN_COLUMNS).unique("transaction_id", keep="last"),
         on="transaction_id",
         how="inner",
     ).sort("event_time", "transaction_id")

@@ -11,8 +11,9 @@ import html
 from datetime import date
 from pathlib import Path
 
+from ml_assets.atomic_files import write_text_atomically
 from ml_assets.monitoring.plots import plot_drift_share
-from ml_assets.monitoring.reports import atomic_write, locked, read_summaries
+from ml_assets.monitoring.reports import locked, read_summaries
 
 INDEX_NAME = "index.html"
 PLOT_NAME = "drift_share.png"
@@ -72,4 +73,4 @@ def write_index(folder: Path, title: str = "Drift reports") -> Path:
                 threshold=summaries[-1].get("share_threshold"),
             )
             plot_name = PLOT_NAME
-        return atomic_write(folder / INDEX_NAME, render_index(summaries, title, plot_name))
+        return write_text_atomically(folder / INDEX_NAME, render_index(summaries, title, plot_name))

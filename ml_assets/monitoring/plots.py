@@ -17,16 +17,15 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
+from ml_assets.atomic_files import replace_atomically  # noqa: E402
+
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    try:
+        return replace_atomically(Path(path), lambda t: fig.savefig(t, dpi=90, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def _date_axis(ax: plt.Axes) -> None:

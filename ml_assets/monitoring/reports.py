@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from evidently.sdk.models import PanelMetric
 from evidently.sdk.panels import line_plot_panel
 from evidently.ui.workspace import Project, Workspace
 
+from ml_assets.atomic_files import write_text_atomically
 from ml_assets.monitoring.drift import FEATURE_DRIFT, DriftResult
 
 WORKSPACE_DIR = "evidently_workspace"
@@ -51,20 +50,6 @@ def report_dir(reports_dir: Path, kind: str = FEATURE_DRIFT) -> Path:
     return Path(reports_dir) / REPORT_DIRS.get(kind, kind)
 
 
-def atomic_write(path: Path, text: str) -> Path:
-    """Write `text` to `path` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_drift_report(result: DriftResult, reports_dir: Path) -> ReportFiles:
     """Save the day's Evidently HTML and our JSON summary; returns both paths."""
     if result.day is None:
@@ -77,8 +62,10 @@ def write_drift_report(result: DriftResult, reports_dir: Path) -> ReportFiles:
         summary["evidently"] = result.snapshot.dict()
         html = result.snapshot.get_html_str(as_iframe=False)
     return ReportFiles(
-        html=atomic_write(folder / f"{stem}.html", html),
-        json=atomic_write(folder / f"{stem}.json", json.dumps(summary, indent=1, default=str)),
+        html=write_text_atomically(folder / f"{stem}.html", html),
+        json=write_text_atomically(
+            folder / f"{stem}.json", json.dumps(summary, indent=1, default=str)
+        ),
     )
 
 
@@ -160,7 +147,7 @@ def add_to_workspace(
             workspace.delete_run(project.id, index[key])
         ref = workspace.add_run(project.id, result.snapshot)
         index[key] = str(ref.id)
-        atomic_write(index_path, json.dumps(index, indent=1, sort_keys=True))
+        write_text_atomically(index_path, json.dumps(index, indent=1, sort_keys=True))
         return str(ref.id)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
+from ml_assets.atomic_files import write_parquet_atomically
 from ml_assets.monitoring.reports import locked
-from ml_assets.warehouse import write_atomically
 
 
 def upsert_day(path: Path, row: dict[str, object], day_column: str = "day") -> pl.DataFrame:
@@ -20,5 +20,5 @@ def upsert_day(path: Path, row: dict[str, object], day_column: str = "day") -> p
             old = pl.read_parquet(path).filter(pl.col(day_column) != row[day_column])
             new = pl.concat([old, new], how="diagonal_relaxed")
         table = new.sort(day_column)
-        write_atomically(table, path)
+        write_parquet_atomically(table, path)
     return table

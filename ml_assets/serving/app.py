@@ -19,8 +19,9 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from ml_assets.serving.api_models import BatchPrediction, BatchRequest, Prediction, Transaction
 from ml_assets.serving.config import ServingConfig
-from ml_assets.serving.features import FeatureReader, OnlineFeatureReader
+from ml_assets.serving.feature_reader import FeatureReader, OnlineFeatureReader
 from ml_assets.serving.gateway import Gateway, TokenBucket
 from ml_assets.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ml_assets.serving.model_source import (
@@ -32,7 +33,6 @@ from ml_assets.serving.model_source import (
 )
 from ml_assets.serving.prediction_log import PredictionLogWriter
 from ml_assets.serving.review_queue import ReviewQueue
-from ml_assets.serving.schemas import BatchPrediction, BatchRequest, Prediction, Transaction
 from ml_assets.serving.service import ScoringService
 
 log = logging.getLogger("ml_assets.serving")

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ml_assets.settings import REPO_ROOT
-from ml_assets.training.mlflow_registry import tracking_uri_for
+from ml_assets.settings import REPO_ROOT, DecisionThresholds, Settings
+from ml_assets.training.registry_reader import CHALLENGER, CHAMPION
 
 API_KEY_ENV = "ML_ASSETS_API_KEY"
 
@@ -28,16 +28,16 @@ def _keys(text: str) -> tuple[str, ...]:
 class ServingConfig:
     """What the endpoint serves, from where, and how it degrades.
 
-    Scores below `review_low` are approved, at or above `decline_at` declined, and the band
-    in between goes to the human-review queue.
+    What it shares with the training side (data dir, online store, decision thresholds)
+    comes from the platform's `Settings`, so batch scoring decides exactly as it does.
     """
 
     home: Path = field(default_factory=lambda: REPO_ROOT / ".ml_assets")
     tracking_uri: str = ""  # empty: sqlite:///<home>/mlflow/mlflow.db
     online_store_url: str = ""  # empty: the embedded SQLite store in <home>
     model_name: str = "fraud_student"
-    champion_alias: str = "champion"
-    challenger_alias: str = "challenger"
+    champion_alias: str = CHAMPION
+    challenger_alias: str = CHALLENGER
     shadow: bool = True
     # Gateway: an empty key tuple disables auth (local development only; `serve` warns).
     api_keys: tuple[str, ...] = ()
@@ -46,8 +46,7 @@ class ServingConfig:
     max_body_bytes: int = 256 * 1024
     max_batch_items: int = 500
     # Decisions
-    review_low: float = 0.3
-    decline_at: float = 0.7
+    decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
     default_score: float = 0.05  # answered on timeout with no cached answer
     # Degradation
     request_timeout_s: float = 0.5
@@ -65,21 +64,16 @@ class ServingConfig:
     log_flush_rows: int = 5_000
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.review_low <= self.decline_at <= 1.0:
-            raise ValueError(
-                f"review_low={self.review_low} and decline_at={self.decline_at} must satisfy "
-                "0 <= review_low <= decline_at <= 1 (ML_ASSETS_REVIEW_LOW, ML_ASSETS_DECLINE_AT)"
-            )
         if self.batch_max_size < 1:
             raise ValueError(f"batch_max_size={self.batch_max_size} must be at least 1")
 
     @property
     def resolved_tracking_uri(self) -> str:
-        return self.tracking_uri or tracking_uri_for(self.home / "mlflow")
+        return self.tracking_uri or Settings(home=self.home).mlflow_tracking_uri
 
     @property
     def serving_dir(self) -> Path:
-        return self.home / "serving"
+        return Settings(home=self.home).serving_dir
 
     def with_(self, **changes: object) -> ServingConfig:
         """A copy with some fields changed (tests, bench)."""
@@ -87,12 +81,15 @@ class ServingConfig:
 
     @classmethod
     def from_env(cls) -> ServingConfig:
-        """The config of this process; unset variables keep the defaults above."""
+        """The config of this process: the platform's settings plus the endpoint's own
+        variables; unset variables keep the defaults above."""
         d = cls()
+        settings = Settings.from_env()
         return cls(
-            home=Path(_env("ML_ASSETS_HOME", d.home)).resolve(),
+            home=settings.home,
             tracking_uri=_env("MLFLOW_TRACKING_URI", d.tracking_uri),
-            online_store_url=_env("ONLINE_STORE_URL", d.online_store_url),
+            online_store_url=settings.online_store_url,
+            decisions=settings.decisions,
             model_name=_env("ML_ASSETS_SERVING_MODEL", d.model_name),
             champion_alias=_env("ML_ASSETS_CHAMPION_ALIAS", d.champion_alias),
             challenger_alias=_env("ML_ASSETS_CHALLENGER_ALIAS", d.challenger_alias),
@@ -101,8 +98,6 @@ class ServingConfig:
             rate_limit_per_s=float(_env("ML_ASSETS_RATE_LIMIT_PER_S", d.rate_limit_per_s)),
             rate_limit_burst=int(_env("ML_ASSETS_RATE_LIMIT_BURST", d.rate_limit_burst)),
             max_body_bytes=int(_env("ML_ASSETS_MAX_BODY_BYTES", d.max_body_bytes)),
-            review_low=float(_env("ML_ASSETS_REVIEW_LOW", d.review_low)),
-            decline_at=float(_env("ML_ASSETS_DECLINE_AT", d.decline_at)),
             request_timeout_s=float(_env("ML_ASSETS_REQUEST_TIMEOUT_S", d.request_timeout_s)),
             breaker_failures=int(_env("ML_ASSETS_BREAKER_FAILURES", d.breaker_failures)),
             breaker_reset_s=float(_env("ML_ASSETS_BREAKER_RESET_S", d.breaker_reset_s)),

@@ -1,22 +1,26 @@
-"""Score -> decision, the one rule shared by the endpoint and batch scoring."""
+"""Score -> decision, the one rule shared by the endpoint and batch scoring; the thresholds
+live in `settings.DecisionThresholds`."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ml_assets.settings import DecisionThresholds
+
 APPROVE, REVIEW, DECLINE = "approve", "review", "decline"
 
 
-def decide(score: float, review_low: float, decline_at: float) -> str:
+def decide(score: float, thresholds: DecisionThresholds) -> str:
     """Approve below `review_low`, decline at or above `decline_at`, send the band between
     to human review."""
-    if score >= decline_at:
+    if score >= thresholds.decline_at:
         return DECLINE
-    if score >= review_low:
+    if score >= thresholds.review_low:
         return REVIEW
     return APPROVE
 
 
-def decide_many(scores: np.ndarray, review_low: float, decline_at: float) -> np.ndarray:
+def decide_many(scores: np.ndarray, thresholds: DecisionThresholds) -> np.ndarray:
     """`decide` for a batch of scores."""
-    return np.where(scores >= decline_at, DECLINE, np.where(scores >= review_low, REVIEW, APPROVE))
+    low, high = thresholds.review_low, thresholds.decline_at
+    return np.where(scores >= high, DECLINE, np.where(scores >= low, REVIEW, APPROVE))

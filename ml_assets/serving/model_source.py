@@ -11,28 +11,22 @@ or cannot score the probe is refused and the current model stays.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-CHAMPION, CHALLENGER = "champion", "challenger"
+from ml_assets.training.model_contracts import probe_error
+from ml_assets.training.registry_reader import (
+    CHALLENGER,
+    CHAMPION,
+    load_model_version,
+    resolve_version,
+)
 
-# A plausible request with every stored feature missing: any servable model must score it.
-PROBE_ROW: dict[str, Any] = {
-    "amount": 42.0,
-    "channel": "card_present",
-    "device": "chip",
-    "merchant_category": "grocery",
-    "merchant_country": "US",
-    "customer_country": "US",
-    "event_time": datetime(2026, 1, 1, 12, tzinfo=UTC),
-}
+log = logging.getLogger(__name__)
 
 
 class Scorer(Protocol):
@@ -72,25 +66,18 @@ class MlflowRegistry:
         self.name = name
 
     def resolve(self, alias: str) -> str | None:
-        from ml_assets.training.mlflow_registry import resolve_version
-
         return resolve_version(self.tracking_uri, self.name, alias)
 
     def load(self, version: str) -> Scorer:
-        from ml_assets.training.mlflow_registry import load_model_version
-
         model = load_model_version(self.name, version, self.tracking_uri)
         return ModelScorer(self.name, str(version), model)
 
 
 def probe(scorer: Scorer) -> None:
     """Raise unless `scorer` returns one finite probability for the probe row."""
-    scores = np.asarray(scorer.predict_proba([PROBE_ROW]), dtype=np.float64)
-    if scores.shape != (1,) or not math.isfinite(scores[0]) or not 0.0 <= scores[0] <= 1.0:
-        raise ValueError(
-            f"{scorer.name} v{scorer.version} returned {scores!r} for the probe row; "
-            "expected one probability in [0, 1]"
-        )
+    error = probe_error(scorer)
+    if error is not None:
+        raise ValueError(f"{scorer.name} v{scorer.version} {error}")
 
 
 @dataclass(frozen=True)

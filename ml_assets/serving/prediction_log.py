@@ -1,4 +1,7 @@
-"""The prediction log writer: every answer, appended off the request path, in batches.
+"""The prediction log: every answer the endpoint gave, appended off the request path.
+
+Its columns (`PREDICTION_LOG_SCHEMA`) are the contract between the endpoint that writes it
+and the monitoring assets that read it (`read_prediction_log`).
 
 Requests only append a dict to an in-memory buffer; a background thread writes the buffer
 as one Parquet file per flush and day under `prediction_log/date=YYYY-MM-DD/` (temporary
@@ -19,9 +22,27 @@ from typing import Any
 
 import polars as pl
 
-from ml_assets.serving.prediction_log_schema import PREDICTION_LOG_DIR, PREDICTION_LOG_SCHEMA
+from ml_assets.atomic_files import write_parquet_atomically
+from ml_assets.data.contracts import TIMESTAMP
 
 log = logging.getLogger(__name__)
+PREDICTION_LOG_DIR = "prediction_log"
+PREDICTION_LOG_SCHEMA: dict[str, pl.DataType] = {
+    "request_id": pl.String(),
+    "received_at": TIMESTAMP,
+    "transaction_id": pl.String(),
+    "customer_id": pl.String(),
+    "merchant_id": pl.String(),
+    "amount": pl.Float64(),
+    "score": pl.Float64(),
+    "decision": pl.String(),  # approve | review | decline
+    "path": pl.String(),  # model | fallback | cache | review
+    "model_name": pl.String(),
+    "model_version": pl.String(),
+    "latency_ms": pl.Float64(),
+    "shadow_score": pl.Float64(),  # null when no challenger scored the request
+    "shadow_version": pl.String(),
+}
 COLUMNS = tuple(PREDICTION_LOG_SCHEMA)
 
 
@@ -31,17 +52,20 @@ def prediction_log_root(home: Path) -> Path:
 
 def write_log_file(root: Path, day: str, records: list[dict[str, Any]]) -> Path:
     """One Parquet file of `records` (all received on `day`), written atomically."""
-    folder = root / f"date={day}"
-    folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%H%M%S%f")
     name = f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
     frame = pl.DataFrame(
         {c: [r.get(c) for r in records] for c in COLUMNS}, schema=PREDICTION_LOG_SCHEMA
     )
-    temporary = folder / f".{name}.tmp"
-    frame.write_parquet(temporary)
-    os.replace(temporary, folder / name)
-    return folder / name
+    return write_parquet_atomically(frame, root / f"date={day}" / name)
+
+
+def read_prediction_log(home: Path, day: str) -> pl.DataFrame:
+    """Every answer the endpoint logged on `day` (empty, with the log's schema, if none)."""
+    files = sorted((prediction_log_root(home) / f"date={day}").glob("*.parquet"))
+    if not files:
+        return pl.DataFrame(schema=PREDICTION_LOG_SCHEMA)
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
 
 
 class PredictionLogWriter:

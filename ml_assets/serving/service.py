@@ -23,18 +23,18 @@ from typing import Any
 
 import numpy as np
 
+from ml_assets.serving.api_models import Transaction
 from ml_assets.serving.batcher import MicroBatcher
 from ml_assets.serving.breaker import CircuitBreaker
 from ml_assets.serving.cache import TTLCache
 from ml_assets.serving.config import ServingConfig
 from ml_assets.serving.decisions import decide
 from ml_assets.serving.fallback import heuristic_score
-from ml_assets.serving.features import EntityFeatures, FeatureReader
+from ml_assets.serving.feature_reader import EntityFeatures, FeatureReader
 from ml_assets.serving.metrics import ServingMetrics
 from ml_assets.serving.model_source import CHAMPION, ModelSource, Scorer
 from ml_assets.serving.prediction_log import PredictionLogWriter
 from ml_assets.serving.review_queue import ReviewQueue
-from ml_assets.serving.schemas import Transaction
 from ml_assets.serving.shadow import ShadowJob, ShadowWorker
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class ScoringService:
 
     # -- decisions -------------------------------------------------------------------------
     def decide(self, score: float) -> str:
-        return decide(score, self.config.review_low, self.config.decline_at)
+        return decide(score, self.config.decisions)
 
     # -- worker thread ---------------------------------------------------------------------
     def _score_batch(self, jobs: list[Job]) -> list[Scored]:

@@ -2,39 +2,35 @@
 promotion gates as blocking checks. Models live in the MLflow registry; the asset value is
 a `ModelRef` (name, version, window) so downstream assets load exactly that version."""
 
-import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, fields
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from ml_assets.features.assets import TRAINING_SET
-from ml_assets.features.registry import FEATURE_SETS
-from ml_assets.resources import MlflowResource, Warehouse, table_name
+from ml_assets.features.registry import feature_versions
+from ml_assets.resources import MlflowResource, WarehouseReader, table_name
 from ml_assets.training.evaluation import Evaluation, evaluate_model, evaluate_models
+from ml_assets.training.evaluation_logging import ARTIFACT_DIR, log_evaluation
 from ml_assets.training.gates import GATE_NAMES, GateResult, GateThresholds, evaluate_gates
-from ml_assets.training.mlflow_registry import (
+from ml_assets.training.model_contracts import EvaluationOutcome, ModelRef
+from ml_assets.training.model_inputs import TIME_COLUMN, ModelInputs
+from ml_assets.training.registry_reader import (
     CHAMPION,
     STUDENT_MODEL_NAME,
-    lineage_from_partitions,
     load_model_version,
-    log_student,
-    log_teacher,
     resolve_version,
 )
-from ml_assets.training.model_inputs import ModelInputs
-from ml_assets.training.plots import write_evaluation_plots
+from ml_assets.training.registry_writer import lineage_from_partitions, log_student, log_teacher
 from ml_assets.training.student import StudentConfig, train_student
 from ml_assets.training.teacher import TeacherConfig, train_teacher
-from ml_assets.training.window import ModelRef, choose_partitions, split_holdout
+from ml_assets.training.window import choose_partitions, split_holdout
 
 TEACHER_MODEL = dg.AssetKey("teacher_model")
 STUDENT_MODEL = dg.AssetKey("student_model")
 MODEL_EVALUATION = dg.AssetKey("model_evaluation")
 GROUP = "models"
-FEATURE_VERSIONS = {f.column: f.version for fs in FEATURE_SETS.values() for f in fs.features}
 
 
 class TeacherTrainingConfig(dg.Config):
@@ -42,12 +38,12 @@ class TeacherTrainingConfig(dg.Config):
 
     window_days: int = 21
     holdout_days: int = 3
-    validation_days: int = 2
+    validation_days: int = TeacherConfig.validation_days
     end_date: str = ""
-    num_boost_round: int = 3000
-    learning_rate: float = 0.03
-    num_leaves: int = 31
-    early_stopping_rounds: int = 150
+    num_boost_round: int = TeacherConfig.num_boost_round
+    learning_rate: float = TeacherConfig.learning_rate
+    num_leaves: int = TeacherConfig.num_leaves
+    early_stopping_rounds: int = TeacherConfig.early_stopping_rounds
 
 
 class StudentTrainingConfig(dg.Config):
@@ -70,7 +66,17 @@ class GateConfig(dg.Config):
     max_regression_vs_champion: float = GateThresholds.max_regression_vs_champion
 
 
-def _training_rows(warehouse: Warehouse, partitions: list[str]) -> pl.DataFrame:
+def plain_config(cls: type, config: dg.Config) -> Any:
+    """The plain (dagster-free) config `cls` from the launchpad's `config`: every field the
+    two share, with lists as tuples; the rest keep `cls`'s defaults."""
+    names = {f.name for f in fields(cls)}
+    values = config.model_dump()
+    return cls(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}
+    )
+
+
+def _training_rows(warehouse: WarehouseReader, partitions: list[str]) -> pl.DataFrame:
     return warehouse.read(table_name(TRAINING_SET), partitions)
 
 
@@ -90,48 +96,35 @@ def _headline(metrics: dict[str, float], names: tuple[str, ...]) -> dict[str, fl
 def teacher_model(
     context: dg.AssetExecutionContext,
     config: TeacherTrainingConfig,
-    warehouse: Warehouse,
+    warehouse: WarehouseReader,
     mlflow: MlflowResource,
-) -> dg.Output[ModelRef]:
-    available = warehouse.partitions(table_name(TRAINING_SET))
-    partitions = choose_partitions(available, config.window_days, config.end_date)
-    frame = _training_rows(warehouse, partitions)
-    train, holdout, holdout_start = split_holdout(frame, config.holdout_days)
+) -> dg.MaterializeResult[ModelRef]:
+    table = table_name(TRAINING_SET)
+    partitions = choose_partitions(warehouse.partitions(table), config.window_days, config.end_date)
+    train, holdout, holdout_start = split_holdout(
+        _training_rows(warehouse, partitions), config.holdout_days
+    )
     context.log.info(
         f"training on {train.height} rows of {partitions[0]}..{partitions[-1]}, holding out "
         f"{holdout.height} rows from {holdout_start}"
     )
-    inputs = ModelInputs.from_frame(train, FEATURE_VERSIONS)
-    teacher_config = TeacherConfig(
-        num_boost_round=config.num_boost_round,
-        learning_rate=config.learning_rate,
-        num_leaves=config.num_leaves,
-        early_stopping_rounds=config.early_stopping_rounds,
-        validation_days=config.validation_days,
+    teacher_config = plain_config(TeacherConfig, config)
+    teacher = train_teacher(
+        train, ModelInputs.from_frame(train, feature_versions()), teacher_config
     )
-    teacher = train_teacher(train, inputs, teacher_config)
-    data_versions = warehouse.partition_digests(table_name(TRAINING_SET), partitions)
-    lineage = lineage_from_partitions(partitions, FEATURE_VERSIONS, data_versions)
+    data_versions = warehouse.partition_digests(table, partitions)
     metrics = {k: float(v) for k, v in teacher.info.items() if isinstance(v, int | float)}
     registered = log_teacher(
         teacher,
-        tracking_uri=mlflow.tracking_uri,
-        lineage=lineage,
+        lineage=lineage_from_partitions(partitions, feature_versions(), data_versions),
         metrics=metrics,
         params={**asdict(teacher_config), "holdout_start": holdout_start.isoformat()},
-        tags=mlflow.dagster_tags(context),
-        artifact_location=mlflow.artifact_location,
+        **mlflow.run_settings(context),
     )
-    ref = ModelRef(
-        registered.name,
-        registered.version,
-        registered.run_id,
-        tuple(partitions),
-        holdout_start,
-        data_versions,
-    )
-    return dg.Output(
-        ref,
+    ref = ModelRef(registered.name, registered.version, registered.run_id, tuple(partitions),
+                   holdout_start, data_versions)  # fmt: skip
+    return dg.MaterializeResult(
+        value=ref,
         metadata={
             "registered_version": f"{ref.name} v{ref.version}",
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(ref.run_id)),
@@ -155,45 +148,32 @@ def student_model(
     context: dg.AssetExecutionContext,
     config: StudentTrainingConfig,
     teacher_model: ModelRef,
-    warehouse: Warehouse,
+    warehouse: WarehouseReader,
     mlflow: MlflowResource,
-) -> dg.Output[ModelRef]:
+) -> dg.MaterializeResult[ModelRef]:
     teacher = load_model_version(teacher_model.name, teacher_model.version, mlflow.tracking_uri)
     frame = _training_rows(warehouse, list(teacher_model.partitions))
-    train = frame.filter(pl.col("event_time").dt.date() < teacher_model.holdout_start)
+    train = frame.filter(pl.col(TIME_COLUMN).dt.date() < teacher_model.holdout_start)
     if train.height > config.max_rows:
         # Distillation needs coverage, not every row: a seeded sample of every day.
-        train = train.sample(config.max_rows, seed=7).sort("event_time")
-    student_config = StudentConfig(
-        hidden=tuple(config.hidden),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        label_weight=config.label_weight,
-    )
+        train = train.sample(config.max_rows, seed=7).sort(TIME_COLUMN)
+    student_config = plain_config(StudentConfig, config)
     context.log.info(f"distilling teacher v{teacher_model.version} on {train.height} rows")
     student = train_student(train, teacher, student_config)
-    lineage = lineage_from_partitions(
-        teacher_model.partitions, FEATURE_VERSIONS, teacher_model.data_versions
-    )
     registered = log_student(
         student,
-        tracking_uri=mlflow.tracking_uri,
-        lineage=lineage,
+        lineage=lineage_from_partitions(
+            teacher_model.partitions, feature_versions(), teacher_model.data_versions
+        ),
         teacher_version=teacher_model.version,
         params=asdict(student_config),
-        tags=mlflow.dagster_tags(context),
-        artifact_location=mlflow.artifact_location,
+        **mlflow.run_settings(context),
     )
-    ref = ModelRef(
-        registered.name,
-        registered.version,
-        registered.run_id,
-        teacher_model.partitions,
-        teacher_model.holdout_start,
-        teacher_model.data_versions,
-    )
-    return dg.Output(
-        ref,
+    ref = ModelRef(registered.name, registered.version, registered.run_id,
+                   teacher_model.partitions, teacher_model.holdout_start,
+                   teacher_model.data_versions)  # fmt: skip
+    return dg.MaterializeResult(
+        value=ref,
         metadata={
             "registered_version": f"{ref.name} v{ref.version}",
             "teacher_version": teacher_model.version,
@@ -203,9 +183,9 @@ def student_model(
     )
 
 
-def _gate_check_results(gates: list[GateResult]) -> Iterator[dg.AssetCheckResult]:
-    for gate in gates:
-        yield dg.AssetCheckResult(
+def _gate_check_results(gates: list[GateResult]) -> list[dg.AssetCheckResult]:
+    return [
+        dg.AssetCheckResult(
             check_name=gate.name,
             asset_key=MODEL_EVALUATION,
             passed=gate.passed,
@@ -217,6 +197,8 @@ def _gate_check_results(gates: list[GateResult]) -> Iterator[dg.AssetCheckResult
                 "message": gate.message,
             },
         )
+        for gate in gates
+    ]
 
 
 def _metrics_markdown(evaluation: Evaluation) -> str:
@@ -264,66 +246,46 @@ def model_evaluation(
     config: GateConfig,
     teacher_model: ModelRef,
     student_model: ModelRef,
-    warehouse: Warehouse,
+    warehouse: WarehouseReader,
     mlflow: MlflowResource,
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    from mlflow import MlflowClient
-
+):  # -> MaterializeResult[EvaluationOutcome]; unannotated since checks are outputs too
     uri = mlflow.tracking_uri
     teacher = load_model_version(teacher_model.name, teacher_model.version, uri)
     student = load_model_version(student_model.name, student_model.version, uri)
     frame = _training_rows(warehouse, list(student_model.partitions))
-    holdout = frame.filter(pl.col("event_time").dt.date() >= student_model.holdout_start)
+    holdout = frame.filter(pl.col(TIME_COLUMN).dt.date() >= student_model.holdout_start)
     context.log.info(
         f"evaluating on {holdout.height} held-out rows from {student_model.holdout_start}"
     )
     evaluation = evaluate_models(teacher, student, holdout)
     champion_metrics, champion_version = _champion_metrics(mlflow, student_model, holdout)
-    thresholds = GateThresholds(**config.model_dump())
-    gates = evaluate_gates(evaluation, thresholds, champion_metrics)
+    gates = evaluate_gates(evaluation, GateThresholds(**config.model_dump()), champion_metrics)
     passed = all(g.passed for g in gates)
-
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    metrics = evaluation.to_metrics()
-    for key, value in metrics.items():
-        client.log_metric(student_model.run_id, f"eval_{key}", value)
-    with tempfile.TemporaryDirectory() as tmp:
-        y = holdout["is_fraud"].cast(pl.Float64).to_numpy()
-        truth = holdout.get_column("true_fraud_probability", default=None)
-        bayes = truth.to_numpy() if truth is not None else None
-        plots = write_evaluation_plots(y, evaluation.scores, Path(tmp), bayes=bayes)
-        for path in plots.values():
-            client.log_artifact(student_model.run_id, str(path), "evaluation")
-        slices = Path(tmp) / "slices.csv"
-        evaluation.slices_frame().write_csv(slices)
-        client.log_artifact(student_model.run_id, str(slices), "evaluation")
-    client.set_tag(student_model.run_id, "gates_passed", str(passed))
-    artifacts = f"{mlflow.run_url(student_model.run_id)}/artifacts/evaluation"
-    yield dg.Output(
-        {
-            "candidate": student_model,
-            "passed": passed,
-            "gates": [asdict(g) for g in gates],
-            "metrics": metrics,
-            "run_id": context.run.run_id,
-        },
+    metrics = log_evaluation(uri, student_model.run_id, evaluation, holdout, passed)
+    outcome = EvaluationOutcome(
+        student_model, passed, [asdict(g) for g in gates], metrics, context.run.run_id
+    )
+    return dg.MaterializeResult(
+        value=outcome,
         metadata={
+            **outcome.verdict.to_metadata(),
             "candidate": f"{student_model.name} v{student_model.version}",
             "teacher": f"{teacher_model.name} v{teacher_model.version}",
-            "gates_passed": passed,
             "champion_compared": champion_version or "none",
             "metrics": dg.MetadataValue.md(_metrics_markdown(evaluation)),
             "gates": dg.MetadataValue.md(
                 "\n".join(f"- {'PASS' if g.passed else 'FAIL'} {g.message}" for g in gates)
             ),
-            "curves": dg.MetadataValue.url(artifacts),
+            "curves": dg.MetadataValue.url(
+                f"{mlflow.run_url(student_model.run_id)}/artifacts/{ARTIFACT_DIR}"
+            ),
             "holdout_rows": holdout.height,
             "student_auc": metrics.get("student_roc_auc", float("nan")),
             "teacher_auc": metrics.get("teacher_roc_auc", float("nan")),
             "bayes_auc": evaluation.bayes_auc or float("nan"),
         },
+        check_results=_gate_check_results(gates),
     )
-    yield from _gate_check_results(gates)
 
 
 assets = [teacher_model, student_model, model_evaluation]

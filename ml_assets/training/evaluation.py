@@ -10,23 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.metrics import log_loss as _log_loss
 
-from ml_assets.training.model_inputs import AMOUNT_COLUMN, LABEL_COLUMN, TRUTH_COLUMN, Rows
+from ml_assets.training.model_contracts import FraudModel
+from ml_assets.training.model_inputs import AMOUNT_COLUMN, LABEL_COLUMN, TRUTH_COLUMN
 
 SLICE_COLUMNS = ("channel", "merchant_category")
 REVIEW_SHARE = 0.01
-
-
-class FraudModel(Protocol):
-    kind: str
-
-    def predict_proba(self, rows: Rows) -> np.ndarray: ...
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:

@@ -6,28 +6,11 @@ version leads back to the exact partitions that trained it and those it was judg
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
 
 from ml_assets.training.model_inputs import TIME_COLUMN
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A registered model version and the data behind it: the value of a model asset."""
-
-    name: str
-    version: str
-    run_id: str
-    partitions: tuple[str, ...]
-    holdout_start: date
-    data_versions: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
 
 
 def choose_partitions(available: list[str], window_days: int, end: str = "") -> list[str]:

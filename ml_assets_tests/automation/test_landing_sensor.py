@@ -53,11 +53,12 @@ def test_days_already_ingested_with_the_same_files_are_not_requested(
 ):
     """After the demo (or a backfill) ingested a day, a fresh sensor cursor must not ingest it
     again; a file that changes afterwards still is."""
-    from ml_assets.data.assets import assets as data_assets
+    from ml_assets.data.assets import build_data_assets
+    from ml_assets.data.partitions import daily_partitions
 
     list(land_days(settings.landing_dir, START, 2, generator_config))
     result = dg.materialize(
-        data_assets,
+        build_data_assets(daily_partitions(settings.partitions_start)),
         partition_key="2026-03-01",
         resources=build_resources(settings),
         instance=instance,

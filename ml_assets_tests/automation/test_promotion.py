@@ -11,12 +11,14 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from ml_assets.automation.deployment import DEPLOY_JOB, DEPLOYED_MODEL, promotion_sensor
-from ml_assets.automation.promotion import roll_back
-from ml_assets.definitions import build_definitions, build_resources
+from ml_assets.automation.jobs import DEPLOY_JOB
+from ml_assets.automation.promotion_sensor import promotion_sensor
+from ml_assets.definitions import build_definitions
 from ml_assets.training.assets import STUDENT_MODEL, TEACHER_MODEL, GateConfig
-from ml_assets.training.mlflow_registry import CHALLENGER, STUDENT_MODEL_NAME, resolve_version
-from ml_assets_tests.training.test_model_assets import (
+from ml_assets.training.deployment import DEPLOYED_MODEL
+from ml_assets.training.registry_aliases import roll_back
+from ml_assets.training.registry_reader import CHALLENGER, STUDENT_MODEL_NAME, resolve_version
+from ml_assets_tests.support.platforms import (
     STUDENT,
     TRAINING,
     Platform,
@@ -25,23 +27,20 @@ from ml_assets_tests.training.test_model_assets import (
     platform_for,
 )
 
-pytestmark = pytest.mark.xdist_group("promotion")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with platform_for(tmp_path_factory.mktemp("promotion")) as built:
-        result = built.materialize([TEACHER_MODEL, STUDENT_MODEL], TRAINING)
+        result = built.materialize([TEACHER_MODEL, STUDENT_MODEL], run_config=TRAINING)
         assert result.success, "the training run failed; see its step failure events"
         yield built
 
 
 def tick(platform: Platform, cursor: str | None = None):
     """One evaluation of the sensor, as the daemon runs it (cursor in, cursor out)."""
-    context = dg.build_sensor_context(
-        instance=platform.instance, cursor=cursor, resources=build_resources(platform.settings)
-    )
-    return promotion_sensor.evaluate_tick(context)
+    return promotion_sensor.evaluate_tick(platform.sensor_context(cursor))
 
 
 def evaluate_and_tick(platform: Platform, gates: GateConfig | None = None):
@@ -110,7 +109,7 @@ def test_deployments_move_champion_to_challenger_and_roll_back(platform):
 
     # A retrain on the same window (a scheduled one would see newer days) is the next candidate.
     retrained = platform.materialize(
-        [STUDENT_MODEL], dg.RunConfig(ops={STUDENT_MODEL.path[-1]: STUDENT})
+        [STUDENT_MODEL], run_config=dg.RunConfig(ops={STUDENT_MODEL.path[-1]: STUDENT})
     )
     assert retrained.success
     new, ticked = evaluate_and_tick(platform)

@@ -1,5 +1,6 @@
 """The data assets through real `dg.materialize` runs on a real (temporary) instance."""
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import dagster as dg
@@ -23,7 +24,7 @@ def _land(settings, config, start=DAY, days=1):
 
 def _materialize(settings, instance, day, assets=None):
     return dg.materialize(
-        assets or data.assets,
+        assets or data.build_data_assets(daily_partitions(settings.partitions_start)),
         partition_key=day.isoformat(),
         resources=build_resources(settings),
         instance=instance,
@@ -94,18 +95,22 @@ def test_scenario_day_quarantines_rows_and_still_passes(settings, instance, gene
 
 
 def test_failed_check_blocks_downstream(settings, instance, generator_config, monkeypatch):
-    monkeypatch.setenv("ML_ASSETS_MAX_QUARANTINE_SHARE", "0.01")
+    settings = replace(settings, max_quarantine_share=0.01)
     broken = GeneratorConfig(
         transactions_per_day=generator_config.transactions_per_day,
         scenarios=(Scenario("broken_upstream", DAY, DAY),),
     )
     _land(settings, broken)
 
-    @dg.asset(deps=[data.VALIDATED_TRANSACTIONS], partitions_def=daily_partitions)
+    partitions = daily_partitions(settings.partitions_start)
+
+    @dg.asset(deps=[data.VALIDATED_TRANSACTIONS], partitions_def=partitions)
     def downstream_of_validated() -> None:
         raise AssertionError("a failed blocking check must stop downstream assets")
 
-    result = _materialize(settings, instance, DAY, [*data.assets, downstream_of_validated])
+    result = _materialize(
+        settings, instance, DAY, [*data.build_data_assets(partitions), downstream_of_validated]
+    )
     assert not result.success
     check = _checks(result)["quarantine_share"]
     assert not check.passed and "ceiling 1%" in check.description

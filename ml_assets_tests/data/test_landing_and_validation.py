@@ -3,7 +3,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from ml_assets.data.columns import INGEST_ERROR
+from ml_assets.data.contracts import INGEST_ERROR
 from ml_assets.data.generator import GeneratorConfig, generate_transactions
 from ml_assets.data.landing import (
     MissingColumnsError,
@@ -91,6 +91,29 @@ def test_quarantine_conserves_rows_and_names_reasons(tmp_path, transactions):
         > 0
     )
     assert split.quarantined.filter(pl.col("failed_columns").str.contains("amount")).height > 0
+
+
+def test_unreadable_amounts_quarantine_only_their_rows(tmp_path, transactions):
+    # A clean generated day landed as CSV, every 40th amount replaced by text: exactly those
+    # rows are quarantined, each naming `amount`, and every other row stays valid.
+    broken_rows = pl.int_range(pl.len()) % 40 == 0
+    frame = transactions.with_columns(
+        amount=pl.when(broken_rows)
+        .then(pl.lit("not-a-number"))
+        .otherwise(pl.col("amount").cast(pl.String))
+    )
+    broken_ids = frame.filter(broken_rows)["transaction_id"].to_list()
+    assert len(broken_ids) > 1
+    write_landing_file(tmp_path, DAY, "transactions", frame, "csv")
+    raw = read_transactions(tmp_path, DAY).frame
+    split = split_valid_quarantine(raw, DAY)
+    assert raw.height == transactions.height
+    assert split.valid.height == raw.height - len(broken_ids)
+    assert split.quarantined["transaction_id"].to_list() == broken_ids
+    assert all(
+        "amount=not-a-number is not Float64" in reason
+        for reason in split.quarantined["quarantine_reason"]
+    )
 
 
 def test_event_on_another_day_is_quarantined(transactions):

@@ -3,38 +3,32 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 import pytest
 
-from ml_assets.data.generator import GeneratorConfig, generate_transactions
-from ml_assets_tests.conftest import in_ci
-from ml_assets_tests.local_servers import start_redis
-
-DAY = date(2026, 2, 10)
-HISTORY_DAYS = 31
-CONFIG = GeneratorConfig(transactions_per_day=600)
+from ml_assets.data.generator import GeneratorConfig
+from ml_assets_tests.support.servers import in_ci, start_redis, stop_process
+from ml_assets_tests.support.synthetic import FEATURE_CONFIG, FEATURE_DAY, feature_history
 
 
 @pytest.fixture(scope="session")
 def day() -> date:
     """The partition the tests compute features for."""
-    return DAY
+    return FEATURE_DAY
 
 
 @pytest.fixture(scope="session")
 def generator_config() -> GeneratorConfig:
-    return CONFIG
+    return FEATURE_CONFIG
 
 
 @pytest.fixture(scope="session")
 def transactions() -> pl.DataFrame:
-    """Validated-shape transactions of DAY and the 31 days before it (enough for 30d windows)."""
-    days = [DAY - timedelta(days=i) for i in range(HISTORY_DAYS, -1, -1)]
-    return pl.concat([generate_transactions(day, CONFIG) for day in days])
+    """Validated-shape transactions of the day and the 31 days before it."""
+    return feature_history()
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +44,4 @@ def redis_url() -> Iterator[str]:
     try:
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

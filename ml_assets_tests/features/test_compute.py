@@ -8,7 +8,7 @@ import pytest
 
 from ml_assets.features.compute import compute_entity_features, day_bounds, empty_features
 from ml_assets.features.registry import CUSTOMER_FEATURES, FEATURE_SETS, MERCHANT_FEATURES
-from ml_assets_tests.features.reference import aggregate
+from ml_assets_tests.support.reference import aggregate
 
 
 @pytest.fixture(scope="module", params=sorted(FEATURE_SETS))

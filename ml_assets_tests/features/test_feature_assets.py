@@ -8,15 +8,16 @@ import pytest
 
 from ml_assets.data.demo_source import land_days
 from ml_assets.data.generator import GeneratorConfig
-from ml_assets.definitions import ASSETS, build_resources, defs
+from ml_assets.definitions import build_assets, build_resources, defs
 from ml_assets.features.assets import (
     CUSTOMER_FEATURES_KEY,
-    FEATURE_LOOKBACK_DAYS,
     TRAINING_SET,
+    feature_lookback_days,
 )
 from ml_assets.features.online import get_online_features, open_online_store
 from ml_assets.features.pit import point_in_time_join
 from ml_assets.features.registry import CUSTOMER_FEATURES, MERCHANT_FEATURES
+from ml_assets.settings import Settings
 from ml_assets.warehouse import partition_path, read_partition
 
 START = date(2026, 3, 1)
@@ -29,7 +30,7 @@ def materialized(settings, instance, generator_config):
     list(land_days(settings.landing_dir, START, DAYS, generator_config))
     for offset in range(DAYS):
         result = dg.materialize(
-            ASSETS,
+            build_assets(settings),
             selection=dg.AssetSelection.groups("data", "features"),
             partition_key=(START + timedelta(days=offset)).isoformat(),
             resources=build_resources(settings),
@@ -50,7 +51,7 @@ def test_day_reads_only_its_window():
     training_parents = graph.get_parent_partition_keys_for_child(
         day, CUSTOMER_FEATURES_KEY, TRAINING_SET
     ).partitions_subset.get_partition_keys()
-    assert len(training_parents) == FEATURE_LOOKBACK_DAYS + 1
+    assert len(training_parents) == feature_lookback_days(Settings().label_delay_max_days) + 1
 
 
 def test_partition_outside_the_window_is_never_read(materialized):
@@ -59,7 +60,7 @@ def test_partition_outside_the_window_is_never_read(materialized):
     next_day = LAST + timedelta(days=1)
     list(land_days(settings.landing_dir, next_day, 1, GeneratorConfig(transactions_per_day=500)))
     dg.materialize(
-        ASSETS[:3],
+        build_assets(settings)[:3],
         partition_key=next_day.isoformat(),
         resources=build_resources(settings),
         instance=instance,
@@ -69,9 +70,12 @@ def test_partition_outside_the_window_is_never_read(materialized):
     garbage.parent.mkdir(parents=True)
     garbage.write_bytes(b"not parquet")
     result = dg.materialize(
-        ASSETS, selection=[CUSTOMER_FEATURES_KEY], partition_key=next_day.isoformat(),
-        resources=build_resources(settings), instance=instance,
-    )  # fmt: skip
+        build_assets(settings),
+        selection=[CUSTOMER_FEATURES_KEY],
+        partition_key=next_day.isoformat(),
+        resources=build_resources(settings),
+        instance=instance,
+    )
     assert result.success
 
 

@@ -33,7 +33,7 @@ SMALL_SET = FeatureSet(
 )
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.slow)])
 def store(request, tmp_path):
     if request.param == "sqlite":
         opened = SqliteOnlineStore(tmp_path / "online.sqlite")

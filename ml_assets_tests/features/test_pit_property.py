@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from ml_assets.features.compute import compute_entity_features
 from ml_assets.features.pit import point_in_time_join
 from ml_assets.features.registry import FeatureSet, FeatureSpec
-from ml_assets_tests.features.reference import aggregate
+from ml_assets_tests.support.reference import aggregate
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = (date(2026, 3, 1), date(2026, 3, 2))

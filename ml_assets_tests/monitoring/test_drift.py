@@ -14,7 +14,7 @@ from ml_assets.monitoring.drift import (
     evidently_drift_share,
 )
 from ml_assets.monitoring.drift_methods import DriftColumns, DriftMethods, calibrate_thresholds
-from ml_assets_tests.monitoring.conftest import (
+from ml_assets_tests.support.synthetic import (
     AMOUNT_COLUMNS,
     CLEAN_DAYS,
     COLUMNS,

@@ -16,7 +16,7 @@ from ml_assets.monitoring.latency import (
     latency_table,
     plot_latency,
 )
-from ml_assets_tests.monitoring.conftest import CLEAN_DAYS, toy_prediction_log
+from ml_assets_tests.support.synthetic import CLEAN_DAYS, toy_prediction_log
 
 D0 = date(2026, 3, 1)
 

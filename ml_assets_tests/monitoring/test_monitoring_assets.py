@@ -5,7 +5,6 @@ the prediction log, and the retrain sensor fires once per ongoing drift episode.
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -15,10 +14,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ml_assets.automation.retrain_sensor import drift_retrain_sensor
-from ml_assets.data.demo_source import land_days
-from ml_assets.data.generator import GeneratorConfig
 from ml_assets.data.scenarios import Scenario
-from ml_assets.definitions import ASSETS, build_resources
 from ml_assets.monitoring.assets import (
     DRIFT_REPORT,
     MODEL_PERFORMANCE,
@@ -27,17 +23,17 @@ from ml_assets.monitoring.assets import (
     SERVING_LATENCY,
 )
 from ml_assets.serving.prediction_log import prediction_log_root, write_log_file
-from ml_assets.settings import Settings
 from ml_assets.training.assets import StudentTrainingConfig, TeacherTrainingConfig
 from ml_assets.warehouse import read_partition
+from ml_assets_tests.support.platforms import Platform, day_keys, failures, platform_for
 
-pytestmark = pytest.mark.xdist_group("monitoring_assets")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("monitoring_assets")]
 
 START = date(2026, 4, 1)
 DAYS = 14
 ROWS_PER_DAY = 2_500
 DRIFT_START = START + timedelta(days=11)  # the last three days are inflated
-DAY_KEYS = [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
+DAY_KEYS = day_keys(START, DAYS)
 CLEAN_AFTER_TRAINING = DAY_KEYS[8:11]
 SCENARIO_DAYS = DAY_KEYS[11:]
 TRAINING = dg.RunConfig(
@@ -51,57 +47,31 @@ TRAINING = dg.RunConfig(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Monitored:
-    settings: Settings
-    instance: dg.DagsterInstance
-    checks: dict[str, dict[str, dg.AssetCheckEvaluation]]
-
-    def metadata(self, key: dg.AssetKey, day: str) -> dict[str, object]:
-        records = self.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1
-        ).records
-        return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
-
-
-def _run(settings, instance, selection, partition=None, run_config=None):
-    result = dg.materialize(
-        ASSETS, selection=selection, partition_key=partition, run_config=run_config or {},
-        resources=build_resources(settings), instance=instance, raise_on_error=False,
-    )  # fmt: skip
-    assert result.success, [str(e.event_specific_data) for e in result.all_events if e.is_failure]
+def _run(platform: Platform, selection, partition=None, run_config=None):
+    result = platform.materialize(selection, partition=partition, run_config=run_config)
+    assert result.success, failures(result)
     return result
 
 
 @pytest.fixture(scope="module")
-def monitored(tmp_path_factory) -> Iterator[Monitored]:
-    home = tmp_path_factory.mktemp("monitoring_assets")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("ML_ASSETS_HOME", str(home / "data"))
-        env.setenv("ML_ASSETS_TRANSACTIONS_PER_DAY", str(ROWS_PER_DAY))
-        env.delenv("ML_ASSETS_ENDPOINTS", raising=False)
-        settings = Settings.from_env()
-        (home / "dagster").mkdir()
-        with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
-            config = GeneratorConfig(
-                transactions_per_day=ROWS_PER_DAY,
-                scenarios=(
-                    Scenario("amount_inflation", DRIFT_START, START + timedelta(days=DAYS)),
-                ),
-            )
-            list(land_days(settings.landing_dir, START, DAYS, config))
-            daily = dg.AssetSelection.groups("data", "features")
-            for day in DAY_KEYS:
-                _run(settings, instance, daily, day)
-            _run(settings, instance, dg.AssetSelection.groups("models"), run_config=TRAINING)
-            for day in DAY_KEYS:
-                _run(settings, instance, [SCORED_TRANSACTIONS], day)
-            rest = [DRIFT_REPORT, PREDICTION_DRIFT, MODEL_PERFORMANCE, SERVING_LATENCY]
-            checks = {}
-            for day in DAY_KEYS:
-                result = _run(settings, instance, rest, day)
-                checks[day] = {c.check_name: c for c in result.get_asset_check_evaluations()}
-            yield Monitored(settings, instance, checks)
+def monitored(tmp_path_factory) -> Iterator[Platform]:
+    """Every day's data and features, a champion trained on the clean days before the drift,
+    and every day scored and monitored; each day's checks are in `partition_checks`."""
+    with platform_for(
+        tmp_path_factory.mktemp("monitoring_assets"),
+        start=START,
+        days=DAYS,
+        rows_per_day=ROWS_PER_DAY,
+        scenarios=(Scenario("amount_inflation", DRIFT_START, START + timedelta(days=DAYS)),),
+        daily=dg.AssetSelection.groups("data", "features"),
+    ) as platform:
+        _run(platform, dg.AssetSelection.groups("models"), run_config=TRAINING)
+        for day in DAY_KEYS:
+            _run(platform, [SCORED_TRANSACTIONS], day)
+        rest = [DRIFT_REPORT, PREDICTION_DRIFT, MODEL_PERFORMANCE, SERVING_LATENCY]
+        for day in DAY_KEYS:
+            _run(platform, rest, day)
+        yield platform
 
 
 def test_scenario_days_drift_and_clean_days_do_not(monitored):
@@ -123,7 +93,10 @@ def test_scenario_days_drift_and_clean_days_do_not(monitored):
 
 
 def test_drift_check_warns_without_blocking(monitored):
-    drift = {day: checks["drift_share_below_threshold"] for day, checks in monitored.checks.items()}
+    drift = {
+        day: checks["drift_share_below_threshold"]
+        for day, checks in monitored.partition_checks.items()
+    }
     assert set(drift) == set(DAY_KEYS)  # every day's run succeeded, drifted or not
     assert all(not drift[d].passed for d in SCENARIO_DAYS)
     assert all(drift[d].passed for d in CLEAN_AFTER_TRAINING)
@@ -171,7 +144,7 @@ def test_latency_from_the_prediction_log(monitored):
         for i, (ms, path) in enumerate(zip(latencies, paths, strict=True))
     ]  # fmt: skip
     write_log_file(prediction_log_root(monitored.settings.home), day, records)
-    result = _run(monitored.settings, monitored.instance, [SERVING_LATENCY], day)
+    result = _run(monitored, [SERVING_LATENCY], day)
     metadata = monitored.metadata(SERVING_LATENCY, day)
     assert metadata["requests"] == 200
     assert metadata["p99_ms"] == pytest.approx(np.percentile(latencies, 99))
@@ -181,12 +154,7 @@ def test_latency_from_the_prediction_log(monitored):
 
 
 def test_retrain_sensor_fires_once_per_ongoing_episode(monitored):
-    context = dg.build_sensor_context(instance=monitored.instance)
-    first = list(drift_retrain_sensor.evaluate_tick(context).run_requests)
+    first = list(drift_retrain_sensor.evaluate_tick(monitored.sensor_context()).run_requests)
     assert [r.run_key for r in first] == [f"drift-episode-{SCENARIO_DAYS[0]}"]
-    again = list(
-        drift_retrain_sensor.evaluate_tick(
-            dg.build_sensor_context(instance=monitored.instance)
-        ).run_requests
-    )
+    again = list(drift_retrain_sensor.evaluate_tick(monitored.sensor_context()).run_requests)
     assert [r.run_key for r in again] == [r.run_key for r in first]  # Dagster runs a key once

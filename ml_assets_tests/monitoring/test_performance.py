@@ -17,7 +17,7 @@ from ml_assets.monitoring.performance import (
     performance_trend,
     plot_performance,
 )
-from ml_assets_tests.monitoring.conftest import CLEAN_DAYS, toy_prediction_log
+from ml_assets_tests.support.synthetic import CLEAN_DAYS, toy_prediction_log
 
 REVIEW_SHARE = 0.02
 

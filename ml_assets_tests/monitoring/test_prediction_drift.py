@@ -9,7 +9,7 @@ import pytest
 
 from ml_assets.monitoring.prediction_drift import PREDICTION_DRIFT, compute_prediction_drift
 from ml_assets.monitoring.publish import publish_drift
-from ml_assets_tests.monitoring.conftest import CLEAN_DAYS, INFLATION_DAYS, toy_prediction_log
+from ml_assets_tests.support.synthetic import CLEAN_DAYS, INFLATION_DAYS, toy_prediction_log
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from ml_assets.monitoring.drift import DriftResult, compute_drift
 from ml_assets.monitoring.drift_methods import DriftColumns
 from ml_assets.monitoring.publish import publish_drift
 from ml_assets.monitoring.reports import WORKSPACE_DIR, workspace_runs
-from ml_assets_tests.monitoring.conftest import CLEAN_DAYS, INFLATION_DAYS
+from ml_assets_tests.support.synthetic import CLEAN_DAYS, INFLATION_DAYS
 
 COLUMNS = DriftColumns(numeric=("amount", "customer__amount_sum_1d"), categorical=("channel",))
 REPORT_DAYS = [CLEAN_DAYS[-1], INFLATION_DAYS[0], INFLATION_DAYS[1]]

@@ -10,15 +10,15 @@ import polars as pl
 import pytest
 
 from ml_assets.serving.app import create_app
-from ml_assets.serving.prediction_log_schema import PREDICTION_LOG_SCHEMA
-from ml_assets.serving.rollout import promote, rollback
-from ml_assets_tests.serving.conftest import (
+from ml_assets.serving.prediction_log import PREDICTION_LOG_SCHEMA
+from ml_assets.settings import DecisionThresholds
+from ml_assets.training.registry_aliases import promote, rollback
+from ml_assets_tests.support.worlds import (
     MODEL_NAME,
     ControlledRegistry,
     World,
     metric_value,
     read_prediction_log,
-    run_server,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]
@@ -29,7 +29,7 @@ def test_predict_scores_with_the_champion_and_logs_every_answer(
     world: World, tmp_path: Path
 ) -> None:
     app = create_app(world.config(tmp_path))
-    with run_server(app) as client:
+    with world.serve(app) as client:
         ready = client.get("/ready").json()
         assert ready["champion"] == {"name": MODEL_NAME, "version": world.versions[0]}
 
@@ -86,7 +86,7 @@ def test_breaker_opens_on_a_dead_model_answers_with_rules_then_recovers(
 ) -> None:
     registry = ControlledRegistry(world.tracking_uri)
     config = world.config(tmp_path, breaker_failures=3, breaker_reset_s=0.3, cache_size=0)
-    with run_server(create_app(config, registry=registry)) as client:
+    with world.serve(create_app(config, registry=registry)) as client:
         model = registry.loaded[world.versions[0]]
         model.mode = "fail"
         reasons = [
@@ -119,7 +119,7 @@ def test_breaker_opens_on_a_dead_model_answers_with_rules_then_recovers(
 def test_nan_scores_count_as_model_failures(world: World, tmp_path: Path) -> None:
     registry = ControlledRegistry(world.tracking_uri)
     config = world.config(tmp_path, breaker_failures=2, breaker_reset_s=60, cache_size=0)
-    with run_server(create_app(config, registry=registry)) as client:
+    with world.serve(create_app(config, registry=registry)) as client:
         registry.loaded[world.versions[0]].mode = "corrupt"
         reasons = [
             client.post("/predict", json=world.transaction(i)).json()["reason"] for i in range(3)
@@ -130,7 +130,7 @@ def test_nan_scores_count_as_model_failures(world: World, tmp_path: Path) -> Non
 def test_a_slow_model_answers_on_time_from_the_default(world: World, tmp_path: Path) -> None:
     registry = ControlledRegistry(world.tracking_uri)
     config = world.config(tmp_path, request_timeout_s=0.2, breaker_failures=100)
-    with run_server(create_app(config, registry=registry)) as client:
+    with world.serve(create_app(config, registry=registry)) as client:
         model = registry.loaded[world.versions[0]]
         model.mode, model.delay_s = "slow", 1.0
         answer = client.post("/predict", json=world.transaction(1)).json()
@@ -148,9 +148,9 @@ def test_shadow_challenger_is_logged_and_never_changes_answers(
 ) -> None:
     config = world.config(tmp_path, cache_size=0)
     requests = [world.transaction(i) for i in range(30)]
-    with run_server(create_app(config)) as client:
+    with world.serve(create_app(config)) as client:
         before = client.post("/predict/batch", json={"transactions": requests}).json()
-        from ml_assets.training.mlflow_registry import set_alias
+        from ml_assets.training.registry_aliases import set_alias
 
         set_alias(world.tracking_uri, MODEL_NAME, "challenger", world.versions[1])
         reloaded = client.post("/admin/reload", params={"wait": "true"}).json()
@@ -171,10 +171,10 @@ def test_shadow_challenger_is_logged_and_never_changes_answers(
 
 
 def test_shadow_metrics_count_agreement(world: World, tmp_path: Path) -> None:
-    from ml_assets.training.mlflow_registry import set_alias
+    from ml_assets.training.registry_aliases import set_alias
 
     set_alias(world.tracking_uri, MODEL_NAME, "challenger", world.versions[1])
-    with run_server(create_app(world.config(tmp_path, cache_size=0))) as client:
+    with world.serve(create_app(world.config(tmp_path, cache_size=0))) as client:
         # Ready means a champion; the challenger may still be loading: wait for it.
         assert client.post("/admin/reload", params={"wait": "true"}).json()["challenger"]
         batch = [world.transaction(i) for i in range(20)]
@@ -195,7 +195,7 @@ def test_promote_and_roll_back_while_requests_flow_fail_nothing(
     world: World, tmp_path: Path
 ) -> None:
     v1, v2 = world.versions
-    with run_server(create_app(world.config(tmp_path))) as client:
+    with world.serve(create_app(world.config(tmp_path))) as client:
         seen: list[tuple[int, str | None]] = []
         stop = threading.Event()
 
@@ -249,7 +249,7 @@ def test_a_version_that_cannot_load_is_refused_and_the_champion_stays(
                 raise OSError("artifact missing: model.lgb")
             return super().load(version)
 
-    with run_server(
+    with world.serve(
         create_app(world.config(tmp_path), registry=BrokenOnV2(world.tracking_uri))
     ) as c:
         promote(world.tracking_uri, MODEL_NAME, world.versions[1])
@@ -261,8 +261,8 @@ def test_a_version_that_cannot_load_is_refused_and_the_champion_stays(
 
 
 def test_review_band_goes_to_the_review_queue(world: World, tmp_path: Path) -> None:
-    config = world.config(tmp_path, review_low=0.0, decline_at=1.0, cache_size=0)
-    with run_server(create_app(config)) as client:
+    config = world.config(tmp_path, decisions=DecisionThresholds(0.0, 1.0), cache_size=0)
+    with world.serve(create_app(config)) as client:
         answer = client.post("/predict", json=world.transaction(5)).json()
         assert answer["decision"] == "review" and answer["path"] == "review"
         listed = client.get("/review").json()
@@ -278,7 +278,7 @@ def test_review_band_goes_to_the_review_queue(world: World, tmp_path: Path) -> N
 
 def test_not_ready_before_a_champion_exists(world: World, tmp_path: Path) -> None:
     config = world.config(tmp_path, champion_alias="no-such-alias")
-    with run_server(create_app(config), ready=False) as client:
+    with world.serve(create_app(config), ready=False) as client:
         assert client.get("/health").json() == {"status": "ok"}
         time.sleep(0.2)
         assert client.get("/ready").status_code == 503

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from ml_assets.serving.app import create_app
-from ml_assets_tests.serving.conftest import World, metric_value, run_server
+from ml_assets_tests.support.worlds import World, metric_value
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]
 
@@ -20,7 +20,7 @@ def _fields(response: httpx.Response) -> list[str]:
 
 def test_bad_requests_are_refused_with_the_right_status(world: World, tmp_path: Path) -> None:
     config = world.config(tmp_path, max_body_bytes=20_000, max_batch_items=50)
-    with run_server(create_app(config)) as client:
+    with world.serve(create_app(config)) as client:
         good = world.transaction(1)
 
         assert client.post("/predict", json=good, headers={"X-API-Key": ""}).status_code == 401
@@ -81,7 +81,7 @@ def test_bad_requests_are_refused_with_the_right_status(world: World, tmp_path: 
 def test_each_key_is_rate_limited(world: World, tmp_path: Path) -> None:
     config = world.config(tmp_path, rate_limit_per_s=0.001, rate_limit_burst=3,
                           api_keys=("key-a", "key-b"))  # fmt: skip
-    with run_server(create_app(config), ready=False) as client:
+    with world.serve(create_app(config), ready=False) as client:
         body = world.transaction(1)
         statuses = [
             client.post("/predict", json=body, headers={"X-API-Key": "key-a"}).status_code

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ml_assets_tests.conftest import free_port
-from ml_assets_tests.serving.conftest import API_KEY, MODEL_NAME, World, read_prediction_log
+from ml_assets_tests.support.servers import free_port
+from ml_assets_tests.support.worlds import API_KEY, MODEL_NAME, World, read_prediction_log
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]
 REPO = Path(__file__).resolve().parents[2]

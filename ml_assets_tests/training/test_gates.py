@@ -21,7 +21,7 @@ from ml_assets.training.gates import (
 )
 from ml_assets.training.student import StudentModel
 from ml_assets.training.teacher import train_teacher
-from ml_assets_tests.training.conftest import FAST_TEACHER
+from ml_assets_tests.support.models import FAST_TEACHER
 
 LENIENT_SLICES = GateThresholds(slice_auc_floor=0.6)
 

@@ -10,23 +10,20 @@ import mlflow
 import numpy as np
 import pytest
 
-from ml_assets.training.mlflow_registry import (
+from ml_assets.settings import Settings
+from ml_assets.training.registry_aliases import set_alias
+from ml_assets.training.registry_reader import (
     CHAMPION,
     STUDENT_MODEL_NAME,
     TEACHER_MODEL_NAME,
-    artifact_location_for,
-    lineage_from_partitions,
     load_model_version,
-    log_student,
-    log_teacher,
     recover_lineage,
     resolve_version,
-    set_alias,
-    tracking_uri_for,
 )
+from ml_assets.training.registry_writer import lineage_from_partitions, log_student, log_teacher
 from ml_assets.training.student import StudentModel
 from ml_assets.training.teacher import TeacherModel
-from ml_assets_tests.training.conftest import FEATURE_VERSIONS
+from ml_assets_tests.support.models import FEATURE_VERSIONS
 
 PARTITIONS = ["2026-02-02", "2026-02-03", "2026-02-04"]
 
@@ -34,11 +31,14 @@ PARTITIONS = ["2026-02-02", "2026-02-03", "2026-02-04"]
 @pytest.fixture(scope="module")
 def registry(trained, tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("mlflow")
-    uri = tracking_uri_for(home)
+    settings = Settings(home=home)
+    uri = settings.mlflow_tracking_uri
     lineage = lineage_from_partitions(
         PARTITIONS, FEATURE_VERSIONS, {"validated_transactions": "data-v1"}
     )
-    common = dict(tracking_uri=uri, lineage=lineage, artifact_location=artifact_location_for(home))
+    common = dict(
+        tracking_uri=uri, lineage=lineage, artifact_location=settings.mlflow_artifact_location
+    )
     tags = {"dagster/run_id": "run-123", "dagster/partition": "2026-02-04"}
     teacher = log_teacher(trained.teacher, metrics={"auc": 0.9}, tags=tags, **common)
     student = log_student(trained.student, teacher_version=teacher.version, tags=tags, **common)
@@ -93,8 +93,9 @@ def test_unknown_alias_names_the_model_and_what_to_do(registry) -> None:
 
 def test_the_serving_loader_does_not_import_dagster(tmp_path: Path) -> None:
     code = (
-        "import sys, ml_assets.training.mlflow_registry as r;"
+        "import sys, ml_assets.training.registry_reader as r;"
         "assert 'dagster' not in sys.modules, 'dagster imported';"
+        "assert 'ml_assets.training.registry_writer' not in sys.modules, 'write side imported';"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     root = Path(__file__).resolve().parents[2]

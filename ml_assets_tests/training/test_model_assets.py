@@ -1,40 +1,30 @@
 """Model assets through real materializations: training beats chance, lineage leads back to
 the data, and every promotion gate blocks deployment when its metric misses its threshold.
 
-One module-wide platform (12 landed days, data + features materialized, two training runs)
-keeps the suite fast; `platform_for` and `TRAINING` are shared with the promotion tests.
-Each test sets up the registry state it needs, so the tests hold in any order.
+One module-wide platform (`support.platforms`: 12 landed days, data + features materialized)
+and two training runs keep the suite fast. Each test sets up the registry state it needs, so
+the tests hold in any order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import dagster as dg
 import pytest
-from mlflow import MlflowClient
 
-from ml_assets.automation.deployment import DEPLOYED_MODEL
-from ml_assets.automation.promotion import GateNotPassedError, promote_candidate
-from ml_assets.data.demo_source import land_days
-from ml_assets.data.generator import GeneratorConfig
-from ml_assets.definitions import ASSETS, build_resources
-from ml_assets.features.assets import ONLINE_FEATURES, TRAINING_SET
+from ml_assets.features.assets import TRAINING_SET
 from ml_assets.features.registry import FEATURE_SETS
-from ml_assets.resources import MlflowResource, Warehouse, table_name
-from ml_assets.settings import Settings
+from ml_assets.resources import WarehouseReader, table_name
 from ml_assets.training.assets import (
     MODEL_EVALUATION,
     STUDENT_MODEL,
     TEACHER_MODEL,
     GateConfig,
     StudentTrainingConfig,
-    TeacherTrainingConfig,
 )
+from ml_assets.training.deployment import DEPLOYED_MODEL
 from ml_assets.training.gates import (
     CHAMPION_REGRESSION,
     GATE_NAMES,
@@ -43,120 +33,38 @@ from ml_assets.training.gates import (
     SLICE_AUC_FLOOR,
     STUDENT_TEACHER_RATIO,
 )
-from ml_assets.training.mlflow_registry import (
-    CHAMPION,
-    STUDENT_MODEL_NAME,
-    recover_lineage,
-    resolve_version,
-    set_alias,
+from ml_assets.training.model_contracts import ModelRef
+from ml_assets.training.registry_aliases import GateNotPassedError, promote_candidate
+from ml_assets.training.registry_reader import STUDENT_MODEL_NAME, recover_lineage
+from ml_assets.training.window import choose_partitions
+from ml_assets_tests.support.platforms import (
+    DAYS,
+    START,
+    STUDENT,
+    TEACHER,
+    WINDOW_DAYS,
+    Platform,
+    evaluated,
+    materialized,
+    platform_for,
 )
-from ml_assets.training.window import ModelRef, choose_partitions
 
-pytestmark = pytest.mark.xdist_group("model_assets")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model_assets")]
 
-START = date(2026, 3, 1)
-DAYS = 12
-ROWS_PER_DAY = 3_000
-WINDOW_DAYS = 8
-# Small on purpose: the suite shares two cores; the data's signal does not need more.
-TEACHER = TeacherTrainingConfig(
-    window_days=WINDOW_DAYS, holdout_days=2, validation_days=2, num_boost_round=300
-)
-STUDENT = StudentTrainingConfig(epochs=3, max_rows=30_000)
-TRAINING = dg.RunConfig(ops={TEACHER_MODEL.path[-1]: TEACHER, STUDENT_MODEL.path[-1]: STUDENT})
 WORSE_STUDENT = StudentTrainingConfig(hidden=[2], epochs=1, max_rows=30_000)
 EARLIER = dg.RunConfig(ops={TEACHER_MODEL.path[-1]: TEACHER, STUDENT_MODEL.path[-1]: WORSE_STUDENT})
 # Floors far below what this data reaches (about 0.94), far above chance (0.5).
 AUC_FLOOR = 0.75
 BAYES_TOLERANCE = 0.02
-DATA_AND_FEATURES = dg.AssetSelection.groups("data", "features") - dg.AssetSelection.assets(
-    ONLINE_FEATURES
-)
-
-
-@dataclass(frozen=True)
-class Platform:
-    """A temporary data dir and Dagster instance with landed days and built features."""
-
-    settings: Settings
-    instance: dg.DagsterInstance
-
-    @property
-    def tracking_uri(self) -> str:
-        return MlflowResource(directory=str(self.settings.mlflow_dir)).tracking_uri
-
-    @property
-    def mlflow(self) -> MlflowClient:
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
-    def materialize(self, selection, run_config=None) -> dg.ExecuteInProcessResult:
-        return dg.materialize(
-            ASSETS,
-            selection=selection,
-            run_config=run_config or {},
-            resources=build_resources(self.settings),
-            instance=self.instance,
-            raise_on_error=False,
-        )
-
-    def evaluate(self, gates: GateConfig | None = None, deploy: bool = True):
-        """Re-evaluate the latest candidate (and try to deploy it) under `gates`."""
-        selection = [MODEL_EVALUATION, DEPLOYED_MODEL] if deploy else [MODEL_EVALUATION]
-        config = dg.RunConfig(ops={MODEL_EVALUATION.path[-1]: gates or GateConfig()})
-        return self.materialize(selection, config)
-
-    def champion(self) -> str | None:
-        return resolve_version(self.tracking_uri, STUDENT_MODEL_NAME, CHAMPION)
-
-    def make_champion(self, version: str | None) -> None:
-        """Set up who serves (no gates: this is the test's starting state, not a promotion)."""
-        if version is None:
-            self.mlflow.delete_registered_model_alias(STUDENT_MODEL_NAME, CHAMPION)
-        else:
-            set_alias(self.tracking_uri, STUDENT_MODEL_NAME, CHAMPION, version)
-
-
-@contextmanager
-def platform_for(home: Path) -> Iterator[Platform]:
-    """Land `DAYS` generated days under `home` and materialize data and features for each."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("ML_ASSETS_HOME", str(home / "data"))
-        env.setenv("ML_ASSETS_TRANSACTIONS_PER_DAY", str(ROWS_PER_DAY))
-        env.delenv("ML_ASSETS_ENDPOINTS", raising=False)  # no endpoint to notify
-        settings = Settings.from_env()
-        (home / "dagster").mkdir()
-        with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
-            platform = Platform(settings, instance)
-            generator = GeneratorConfig(transactions_per_day=ROWS_PER_DAY)
-            list(land_days(settings.landing_dir, START, DAYS, generator))
-            for offset in range(DAYS):
-                result = dg.materialize(
-                    ASSETS,
-                    selection=DATA_AND_FEATURES,
-                    partition_key=(START + timedelta(days=offset)).isoformat(),
-                    resources=build_resources(settings),
-                    instance=instance,
-                )
-                assert result.success
-            yield platform
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     return {c.check_name: c for c in result.get_asset_check_evaluations()}
 
 
-def materialized(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:
-    return {event.asset_key for event in result.get_asset_materialization_events()}
-
-
 def evaluation_metadata(result: dg.ExecuteInProcessResult) -> dict[str, object]:
     (event,) = result.asset_materializations_for_node(MODEL_EVALUATION.path[-1])
     return {k: v.value for k, v in event.metadata.items()}
-
-
-def evaluated(result: dg.ExecuteInProcessResult) -> ModelRef:
-    """The candidate a model_evaluation run judged (its value is stored before its checks)."""
-    return result.output_for_node(MODEL_EVALUATION.path[-1])["candidate"]
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +77,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 def earlier(platform: Platform) -> dg.ExecuteInProcessResult:
     """The teacher, and an earlier student too small to keep up (hidden [2], one epoch): a
     registered version tests can make champion, so the candidate has one to compare with."""
-    result = platform.materialize([TEACHER_MODEL, STUDENT_MODEL], EARLIER)
+    result = platform.materialize([TEACHER_MODEL, STUDENT_MODEL], run_config=EARLIER)
     assert result.success, "the first training run failed; see its step failure events"
     return result
 
@@ -179,7 +87,7 @@ def training(platform: Platform, earlier) -> dg.ExecuteInProcessResult:
     """The candidate: the student distilled and evaluated in one run, as a user launches it.
     Nothing later re-materializes student_model, so it stays the candidate of every test."""
     config = dg.RunConfig(ops={STUDENT_MODEL.path[-1]: STUDENT})
-    result = platform.materialize([STUDENT_MODEL, MODEL_EVALUATION], config)
+    result = platform.materialize([STUDENT_MODEL, MODEL_EVALUATION], run_config=config)
     assert result.success, "the training run failed; see its step failure events"
     return result
 
@@ -219,7 +127,7 @@ def test_registered_student_leads_back_to_its_window_and_features(
 ):
     lineage = recover_lineage(STUDENT_MODEL_NAME, student.version, platform.tracking_uri)
 
-    warehouse = Warehouse(root=str(platform.settings.warehouse_dir))
+    warehouse = WarehouseReader(root=str(platform.settings.warehouse_dir))
     available = warehouse.partitions(table_name(TRAINING_SET))
     window = choose_partitions(available, WINDOW_DAYS)
     newest = [(START + timedelta(days=d)).isoformat() for d in range(DAYS - WINDOW_DAYS, DAYS)]

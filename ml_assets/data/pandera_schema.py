@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandera.polars as pa
 import polars as pl
 
-from ml_assets.data.columns import CHANNELS, DEVICES, INGEST_ERROR, TIMESTAMP
+from ml_assets.data.contracts import CHANNELS, DEVICES, INGEST_ERROR, TIMESTAMP
 
 MAX_AMOUNT = 1_000_000.0
 

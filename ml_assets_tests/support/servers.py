@@ -1,0 +1,151 @@
+"""Real servers on loopback for tests and benches: a free port, a throwaway redis-server, a
+throwaway PostgreSQL cluster, and uvicorn in a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from glob import glob
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def in_ci() -> bool:
+    """True under CI, where a missing server binary fails the run instead of skipping."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 5) -> None:
+    """Terminate `process`, and kill it if it has not exited after `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_redis(executable: str) -> tuple[subprocess.Popen, str]:
+    """Start `redis-server` without persistence on a free loopback port; returns the process
+    and its URL once it answers PING."""
+    import redis
+
+    for _ in range(3):  # another process may grab the free port between probe and bind
+        port = free_port()
+        process = subprocess.Popen(
+            [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                client.ping()
+                return process, f"redis://127.0.0.1:{port}/0"
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        process.kill()
+        process.wait()
+    raise RuntimeError("redis-server did not start on a free loopback port after 3 attempts")
+
+
+def _postgres_binary(name: str) -> str | None:
+    versioned = sorted(glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return shutil.which(name) or (versioned[-1] if versioned else None)
+
+
+def postgres_binaries() -> tuple[str, str] | None:
+    """`initdb` and `pg_ctl` from PATH or Debian's newest versioned folder; None if absent."""
+    initdb, pg_ctl = _postgres_binary("initdb"), _postgres_binary("pg_ctl")
+    return (initdb, pg_ctl) if initdb and pg_ctl else None
+
+
+@contextlib.contextmanager
+def running_postgres(initdb: str, pg_ctl: str, user: str = "dagster") -> Iterator[int]:
+    """A throwaway PostgreSQL cluster on a free loopback port, trusting `user`, with an empty
+    database named like the user; yields the port and deletes the cluster afterwards."""
+    import psycopg2
+
+    # PostgreSQL refuses to run as root: run it as the `postgres` user the package creates.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="ml_assets_pg_"))
+    if as_user:
+        shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", user],
+                   check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    # A log file, not a pipe: the server outlives pg_ctl and would hold a pipe open.
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(data / "log"),
+                    "-w", "start"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, dbname="postgres")
+        conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+        conn.cursor().execute(f"CREATE DATABASE {user}")
+        conn.close()
+        yield port
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_server(
+    app: Any, *, api_key: str | None = None, ready: bool = True
+) -> Iterator[httpx.Client]:
+    """uvicorn on a free loopback port in a thread; yields a client (with `api_key` sent as
+    X-API-Key) once the server answers, and after GET /ready answers 200 when `ready`.
+
+    Leaving the block shuts the server down gracefully (lifespan end: logs flushed)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{port}")
+        time.sleep(0.02)
+    headers = {"X-API-Key": api_key} if api_key else {}
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30)
+    try:
+        if ready:
+            wait_ready(client)
+        yield client
+    finally:
+        client.close()
+        server.should_exit = True
+        thread.join(30)
+
+
+def wait_ready(client: httpx.Client, seconds: float = 60) -> dict[str, Any]:
+    """Poll GET /ready until it answers 200; returns its body."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = client.get("/ready")
+        if response.status_code == 200:
+            return response.json()
+        time.sleep(0.05)
+    raise AssertionError(f"endpoint not ready after {seconds}s: {response.text}")
