@@ -66,6 +66,14 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from ml_assets.automation.replay import run_replay
+
+    result = run_replay(get_settings(), date.fromisoformat(args.day), args.url, args.batch)
+    print("\n".join(result.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = commands.add_parser("rollback", help="move the champion back one version")
     rollback.add_argument("--model", default="fraud_student")
     rollback.set_defaults(handler=_rollback)
+
+    replay = commands.add_parser(
+        "replay",
+        help="replay a landed day through the endpoint and compare with its batch scores",
+    )
+    replay.add_argument("--day", required=True, help="YYYY-MM-DD, a day with scored_transactions")
+    replay.add_argument(
+        "--url", default="", help="a running endpoint (default: start one on loopback)"
+    )
+    replay.add_argument("--batch", type=int, default=200, help="transactions per request")
+    replay.set_defaults(handler=_replay)
 
     demo = commands.add_parser("demo", help="land the demo days and materialize everything")
     demo.add_argument("--days", type=int, default=30)

@@ -21,6 +21,24 @@ MONITORING = "monitoring"
 # The console shows the progress bars; every step's log stays in the UI's run view.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 WARM_UP_DAYS = 7  # the first week: the 7-day feature windows are still filling
+REPLAY_DAYS_BACK = (6, 5)  # clean days with all their labels, before the drift scenarios
+
+
+def _replay(settings, days: list[date]) -> list[str]:
+    """Replay `days` through an endpoint on loopback; the parity lines of each. The online
+    store is then brought back to every landed day, for `make serve`."""
+    from ml_assets.automation.replay import restore_store_before, run_replay
+    from ml_assets.features.online import open_online_store
+
+    lines = []
+    for day in days:
+        lines += run_replay(settings, day, batch=250).lines()
+    store = open_online_store(settings.online_store_url, settings.home)
+    try:
+        restore_store_before(store, settings.warehouse_dir, date.today())
+    finally:
+        store.close()
+    return lines
 
 
 def _stages(defs: dg.Definitions) -> tuple[list, list, list[list]]:
@@ -98,10 +116,15 @@ def run_demo(days: int = 30) -> int:
     if not result.success:
         failed.append("models")
     else:
-        for selection in monitoring:
-            failed += _each_day(job, instance, keys, selection, "monitoring")
+        first, then = monitoring
+        failed += _each_day(job, instance, keys, first, "monitoring")
+        # Traffic through the endpoint, so the served side of monitoring has answers to judge:
+        # the clean days just before the drift, replayed as production would have sent them.
+        parity_lines = _replay(settings, [last_day - timedelta(days=k) for k in REPLAY_DAYS_BACK])
+        failed += _each_day(job, instance, keys, then, "monitoring")
     print(f"\nDemo data: {first_day}..{last_day} in {settings.home}")
     if "models" not in failed:
+        print("\n".join("  " + line for line in parity_lines))
         scenario = {
             (s.start + timedelta(days=i)).isoformat()
             for s in config.scenarios

@@ -210,6 +210,7 @@ class SettingsResource(dg.ConfigurableResource):
     max_fallback_share: float
     retrain_drift_days: int
     online_store_url: str
+    max_event_lag_s: float
     review_low: float
     decline_at: float
 

@@ -65,6 +65,9 @@ class Settings:
     retrain_drift_days: int = 2  # consecutive drifted days that trigger a retrain
     # Online store: empty means the embedded SQLite file in the data dir
     online_store_url: str = ""
+    # Late events: how far behind the clock an event may be scored or posted (the online
+    # store keeps each entity's events that much longer than its features need)
+    max_event_lag_s: float = 7 * 86_400.0
     # Decisions, the same for the endpoint and for batch scoring
     decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
 
@@ -93,6 +96,7 @@ class Settings:
                 _env("ML_ASSETS_RETRAIN_DRIFT_DAYS", str(default.retrain_drift_days))
             ),
             online_store_url=_env("ONLINE_STORE_URL", default.online_store_url),
+            max_event_lag_s=float(_env("ML_ASSETS_MAX_EVENT_LAG_S", default.max_event_lag_s)),
             decisions=DecisionThresholds.from_env(),
         )
 

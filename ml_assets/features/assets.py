@@ -7,7 +7,8 @@ import polars as pl
 from ml_assets.data.assets import TRANSACTION_LABELS, VALIDATED_TRANSACTIONS
 from ml_assets.data.partitions import partition_day
 from ml_assets.features.compute import compute_entity_features
-from ml_assets.features.online import latest_feature_rows
+from ml_assets.features.event_log import retention
+from ml_assets.features.online import write_events
 from ml_assets.features.registry import (
     CUSTOMER_FEATURES,
     MERCHANT_FEATURES,
@@ -16,7 +17,12 @@ from ml_assets.features.registry import (
     history_days,
 )
 from ml_assets.features.training_set import build_training_set
-from ml_assets.resources import OnlineStoreResource, WarehouseReader, table_name
+from ml_assets.resources import (
+    OnlineStoreResource,
+    SettingsResource,
+    WarehouseReader,
+    table_name,
+)
 
 CUSTOMER_FEATURES_KEY = dg.AssetKey("customer_features")
 MERCHANT_FEATURES_KEY = dg.AssetKey("merchant_features")
@@ -162,37 +168,39 @@ def build_feature_assets(
         group_name=GROUP,
         partitions_def=partitions,
         kinds={"sqlite", "redis"},
-        ins={
-            "customer": dg.AssetIn(CUSTOMER_FEATURES_KEY),
-            "merchant": dg.AssetIn(MERCHANT_FEATURES_KEY),
-        },
+        ins={"validated": dg.AssetIn(VALIDATED_TRANSACTIONS)},
         pool="online_store",
         automation_condition=dg.AutomationCondition.eager(),
-        description="The latest feature values per entity after this day, pushed to the online "
-        "store under the feature set's version (an older day never overwrites a newer value).",
+        description="The day's validated events written to the online store under each "
+        "feature set's version, then each entity's log compacted. The endpoint keeps the store "
+        "current from its own traffic; this repairs and backfills it, and never overwrites "
+        "newer state (an event counts once, whoever writes it first).",
     )
     def online_features(
         context: dg.AssetExecutionContext,
-        customer: pl.DataFrame,
-        merchant: pl.DataFrame,
+        validated: pl.DataFrame,
         online_store: OnlineStoreResource,
+        settings: SettingsResource,
     ) -> dg.MaterializeResult:
+        lateness_us = int(settings.max_event_lag_s * 1e6)
         store = online_store.open()
         try:
             written = {
-                fs.name: store.write(fs, frame)
-                for fs, frame in ((CUSTOMER_FEATURES, customer), (MERCHANT_FEATURES, merchant))
+                fs.name: write_events(store, fs, validated, lateness_us)
+                for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)
             }
         finally:
             store.close()
-        newest = latest_feature_rows(customer, CUSTOMER_FEATURES)["feature_time"].max()
-        context.log.info(f"online store {store!r}: wrote {written}")
+        context.log.info(f"online store {store!r}: {validated.height} events for {written}")
         return dg.MaterializeResult(
             metadata={
+                "events": validated.height,
                 "entities_written": written,
                 "versions": {fs.name: fs.version for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)},
                 "store": repr(store),
-                "latest_feature_time": str(newest),
+                "retention": {
+                    fs.name: str(retention(fs)) for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)
+                },
             }
         )
 

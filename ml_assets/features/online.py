@@ -1,59 +1,67 @@
-"""The online feature store: the latest feature values per entity, for low-latency serving.
+"""The online feature store: each entity's recent events, kept current by the request stream.
 
-Values are keyed by (feature set name, feature set version, entity key), so a new definition
-(a new version) starts empty instead of serving values shaped by the old one, and older
-versions stay readable until pruned. Each entry keeps its as-of `feature_time`; a read applies
-the same TTL rule as the offline point-in-time join (`registry.is_stale`), so serving sees
-exactly what a training row at the same instant saw.
+Per (feature set, version, entity) the store holds one blob of fixed-width event records
+(`event_log`). Scoring a transaction, or posting an event to `POST /events`, appends that
+event's record atomically; a read returns the blob, and features are computed as of the
+request's event time by the training set's point-in-time rule. The daily `online_features`
+asset writes each validated day's events the same way: appending is idempotent (an event
+id counts once), so a backfill or a repair never overwrites newer state, it only fills gaps.
+It then compacts each entity it touched: duplicates dropped, events older than the set's
+`retention` before the entity's newest event pruned, which bounds the memory per entity.
 
-Two backends share one encoding (feature time in epoch microseconds, values as one JSON
-object): SQLite in the data dir (the embedded default, no server) and Redis (one hash per key)
-when `ONLINE_STORE_URL=redis://...`. This module imports no dagster: serving uses it.
+Values are versioned by feature-set version, so a new definition starts empty instead of
+serving values shaped by the old one. Two backends share the encoding: SQLite in the data
+dir (the embedded default; `payload || ?` appends inside SQLite's own transaction) and Redis
+(`APPEND`, atomic; compaction under WATCH/MULTI, retried when another writer got there
+first) when `ONLINE_STORE_URL=redis://...`. This module imports no dagster: serving uses it.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import polars as pl
 
-from ml_assets.features.registry import FEATURE_TIME, FeatureSet, is_stale
+from ml_assets.features.event_log import (
+    MISSING_ENTITY,
+    OK,
+    TTL_EXPIRED,
+    AsOf,
+    EventLog,
+    encode,
+    event_id,
+    features_as_of,
+    retention,
+    to_micros,
+)
+from ml_assets.features.registry import FeatureSet
+from ml_assets.features.sources import distinct_sources
 
-OK = "ok"
-TTL_EXPIRED = "ttl_expired"
-MISSING_ENTITY = "missing_entity"
 SQLITE_FILENAME = "online_store.sqlite"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PAYLOAD = "__payload"
-_MICROS = "__feature_time_us"
-
-
-@dataclass(frozen=True)
-class StoredRow:
-    """One entity's latest stored values of one feature-set version."""
-
-    feature_time: datetime
-    values: dict[str, Any]
+Rewrite = Callable[[EventLog], EventLog]
+__all__ = ["MISSING_ENTITY", "OK", "TTL_EXPIRED", "OnlineStore", "open_online_store"]
 
 
 class OnlineStore(Protocol):
     """What serving and materialization need from an online store backend."""
 
-    def write(self, feature_set: FeatureSet, rows: pl.DataFrame) -> int:
-        """Upsert the latest row per entity; an older row never replaces a newer one."""
+    def append(self, records: Mapping[FeatureSet, Mapping[str, bytes]]) -> None:
+        """Append encoded event records to each entity's log of each feature set, atomically
+        per entity, in one round trip."""
         ...
 
-    def read(
-        self, feature_set: FeatureSet, keys: Sequence[str], version: str | None = None
-    ) -> dict[str, StoredRow]:
-        """Stored rows of `keys` under `version` (default: the set's current version)."""
+    def read(self, feature_set: FeatureSet, keys: Sequence[str]) -> dict[str, bytes]:
+        """The stored records of `keys` under the set's current version (absent: no events)."""
+        ...
+
+    def rewrite(self, feature_set: FeatureSet, keys: Iterable[str] | None, change: Rewrite) -> int:
+        """Replace each log (all logs of the version when `keys` is None) by `change(log)`,
+        without losing an append made meanwhile; returns the logs rewritten."""
         ...
 
     def versions(self, feature_set: FeatureSet) -> list[str]:
@@ -67,49 +75,6 @@ class OnlineStore(Protocol):
     def close(self) -> None: ...
 
 
-def _to_micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def _from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def latest_feature_rows(features: pl.DataFrame, feature_set: FeatureSet,
-                        as_of: datetime | None = None) -> pl.DataFrame:  # fmt: skip
-    """The latest feature row per entity, optionally only rows strictly before `as_of`.
-
-    `as_of` uses the same strictness as the point-in-time join, which is what lets a test (or
-    a backfill) load the store with exactly what an offline row at `as_of` would see.
-    """
-    frame = features.lazy()
-    if as_of is not None:
-        frame = frame.filter(pl.col(FEATURE_TIME) < as_of)
-    return (
-        frame.drop_nulls([feature_set.key, FEATURE_TIME])
-        .sort(feature_set.key, FEATURE_TIME)
-        .unique(subset=[feature_set.key], keep="last", maintain_order=True)
-        .select(feature_set.key, FEATURE_TIME, *feature_set.columns)
-        .collect()
-    )
-
-
-def _encode(feature_set: FeatureSet, rows: pl.DataFrame) -> pl.DataFrame:
-    """Latest row per entity as (key, epoch micros, JSON payload), vectorised in polars."""
-    missing = [c for c in (feature_set.key, FEATURE_TIME, *feature_set.columns) if c not in rows]
-    if missing:
-        raise ValueError(
-            f"rows to write lack columns {missing} of feature set {feature_set.name!r} "
-            f"(version {feature_set.version}); write the output of compute_entity_features"
-        )
-    latest = latest_feature_rows(rows, feature_set)
-    return latest.select(
-        pl.col(feature_set.key).cast(pl.String),
-        pl.col(FEATURE_TIME).dt.epoch("us").alias(_MICROS),
-        pl.struct(feature_set.columns).struct.json_encode().alias(_PAYLOAD),
-    )
-
-
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -119,69 +84,112 @@ class SqliteOnlineStore:
     """The embedded online store: one SQLite file in WAL mode (readers never block)."""
 
     _SCHEMA = """
-        CREATE TABLE IF NOT EXISTS online_features (
+        CREATE TABLE IF NOT EXISTS online_events (
             feature_set TEXT NOT NULL,
             version TEXT NOT NULL,
             entity_key TEXT NOT NULL,
-            feature_time_us INTEGER NOT NULL,
-            payload TEXT NOT NULL,
+            records BLOB NOT NULL,
             PRIMARY KEY (feature_set, version, entity_key)
         ) WITHOUT ROWID
     """
-    _UPSERT = """
-        INSERT INTO online_features VALUES (?, ?, ?, ?, ?)
+    _APPEND = """
+        INSERT INTO online_events VALUES (?, ?, ?, ?)
         ON CONFLICT (feature_set, version, entity_key) DO UPDATE
-        SET feature_time_us = excluded.feature_time_us, payload = excluded.payload
-        WHERE excluded.feature_time_us >= online_features.feature_time_us
+        SET records = CAST(online_events.records || excluded.records AS BLOB)
     """
     _READ_CHUNK = 500
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared by threads of a server, serialised by a lock.
+        # One connection shared by threads of a server, serialised by a lock; replicas in
+        # other processes are serialised by SQLite's own write lock.
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0,
+                                   isolation_level=None)  # fmt: skip
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(self._SCHEMA)
-            self._db.commit()
 
     def __repr__(self) -> str:
         return f"SqliteOnlineStore({str(self.path)!r})"
 
-    def write(self, feature_set: FeatureSet, rows: pl.DataFrame) -> int:
-        encoded = _encode(feature_set, rows)
-        name, version = feature_set.name, feature_set.version
-        params = ((name, version, *row) for row in encoded.iter_rows())
-        with self._lock, self._db:
-            self._db.executemany(self._UPSERT, params)
-        return encoded.height
+    def append(self, records: Mapping[FeatureSet, Mapping[str, bytes]]) -> None:
+        rows = [
+            (feature_set.name, feature_set.version, key, blob)
+            for feature_set, blobs in records.items()
+            for key, blob in blobs.items()
+            if blob
+        ]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(self._APPEND, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
-    def read(
-        self, feature_set: FeatureSet, keys: Sequence[str], version: str | None = None
-    ) -> dict[str, StoredRow]:
-        version = version or feature_set.version
+    def read(self, feature_set: FeatureSet, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
         unique = list(dict.fromkeys(keys))
-        found: dict[str, StoredRow] = {}
         with self._lock:
             for chunk in _chunks(unique, self._READ_CHUNK):
                 marks = ",".join("?" * len(chunk))
                 cursor = self._db.execute(
-                    "SELECT entity_key, feature_time_us, payload FROM online_features "
+                    "SELECT entity_key, records FROM online_events "
                     f"WHERE feature_set = ? AND version = ? AND entity_key IN ({marks})",
-                    (feature_set.name, version, *chunk),
+                    (feature_set.name, feature_set.version, *chunk),
                 )
-                for key, micros, payload in cursor:
-                    found[key] = StoredRow(_from_micros(micros), json.loads(payload))
+                found.update(cursor.fetchall())
         return found
+
+    def rewrite(self, feature_set: FeatureSet, keys: Iterable[str] | None, change: Rewrite) -> int:
+        name, version = feature_set.name, feature_set.version
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # appends of other processes wait for us
+            try:
+                if keys is None:
+                    stored = self._db.execute(
+                        "SELECT entity_key, records FROM online_events "
+                        "WHERE feature_set = ? AND version = ?",
+                        (name, version),
+                    ).fetchall()
+                else:
+                    stored = []
+                    for chunk in _chunks(list(dict.fromkeys(keys)), self._READ_CHUNK):
+                        marks = ",".join("?" * len(chunk))
+                        stored += self._db.execute(
+                            "SELECT entity_key, records FROM online_events WHERE feature_set"
+                            f" = ? AND version = ? AND entity_key IN ({marks})",
+                            (name, version, *chunk),
+                        ).fetchall()
+                updates = [
+                    (change(EventLog.decode(feature_set, blob)).encode(feature_set), name,
+                     version, key)
+                    for key, blob in stored
+                ]  # fmt: skip
+                self._db.executemany(
+                    "UPDATE online_events SET records = ? "
+                    "WHERE feature_set = ? AND version = ? AND entity_key = ?",
+                    updates,
+                )
+                self._db.execute(
+                    "DELETE FROM online_events WHERE feature_set = ? AND version = ? "
+                    "AND length(records) = 0",
+                    (name, version),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(stored)
 
     def versions(self, feature_set: FeatureSet) -> list[str]:
         with self._lock:
             cursor = self._db.execute(
-                "SELECT DISTINCT version FROM online_features WHERE feature_set = ? "
-                "ORDER BY version",
+                "SELECT DISTINCT version FROM online_events WHERE feature_set = ? ORDER BY version",
                 (feature_set.name,),
             )
             return [version for (version,) in cursor]
@@ -190,9 +198,9 @@ class SqliteOnlineStore:
         keep = list(keep_versions)
         marks = ",".join("?" * len(keep))
         condition = f"AND version NOT IN ({marks})" if keep else ""
-        with self._lock, self._db:
+        with self._lock:
             cursor = self._db.execute(
-                f"DELETE FROM online_features WHERE feature_set = ? {condition}",
+                f"DELETE FROM online_events WHERE feature_set = ? {condition}",
                 (feature_set.name, *keep),
             )
             return cursor.rowcount
@@ -202,18 +210,8 @@ class SqliteOnlineStore:
             self._db.close()
 
 
-# Replace the hash only when the incoming row is at least as new as the stored one, so a
-# backfill of an old partition never overwrites fresher values.
-_REDIS_UPSERT = """
-local current = redis.call('HGET', KEYS[1], 't')
-if current and tonumber(current) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 't', ARGV[1], 'v', ARGV[2])
-return 1
-"""
-
-
 class RedisOnlineStore:
-    """The online store on Redis: one hash per (set, version, entity) with fields t and v."""
+    """The online store on Redis: one string of records per (set, version, entity)."""
 
     _BATCH = 2_000
 
@@ -223,45 +221,59 @@ class RedisOnlineStore:
         self.url = url
         self.prefix = prefix
         self._client = redis.Redis.from_url(url)
-        self._upsert = self._client.register_script(_REDIS_UPSERT)
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self.url!r})"
 
-    def _key(self, name: str, version: str, entity_key: str) -> str:
-        return f"{self.prefix}:{name}:{version}:{entity_key}"
+    def _key(self, feature_set: FeatureSet, entity_key: str, version: str | None = None) -> str:
+        return f"{self.prefix}:{feature_set.name}:{version or feature_set.version}:{entity_key}"
 
-    def _versions_key(self, name: str) -> str:
-        return f"{self.prefix}:{name}:__versions__"
+    def _versions_key(self, feature_set: FeatureSet) -> str:
+        return f"{self.prefix}:{feature_set.name}:__versions__"
 
-    def write(self, feature_set: FeatureSet, rows: pl.DataFrame) -> int:
-        encoded = _encode(feature_set, rows)
-        name, version = feature_set.name, feature_set.version
-        self._client.sadd(self._versions_key(name), version)
-        for chunk in _chunks(encoded.rows(), self._BATCH):
-            pipe = self._client.pipeline(transaction=False)
-            for entity_key, micros, payload in chunk:
-                key = self._key(name, version, entity_key)
-                self._upsert(keys=[key], args=[micros, payload], client=pipe)
-            pipe.execute()
-        return encoded.height
-
-    def read(
-        self, feature_set: FeatureSet, keys: Sequence[str], version: str | None = None
-    ) -> dict[str, StoredRow]:
-        version = version or feature_set.version
-        unique = list(dict.fromkeys(keys))
+    def append(self, records: Mapping[FeatureSet, Mapping[str, bytes]]) -> None:
         pipe = self._client.pipeline(transaction=False)
-        for entity_key in unique:
-            pipe.hmget(self._key(feature_set.name, version, entity_key), "t", "v")
-        found: dict[str, StoredRow] = {}
-        for entity_key, (micros, payload) in zip(unique, pipe.execute(), strict=True):
-            if micros is not None and payload is not None:
-                found[entity_key] = StoredRow(_from_micros(int(micros)), json.loads(payload))
-        return found
+        for feature_set, blobs in records.items():
+            pipe.sadd(self._versions_key(feature_set), feature_set.version)
+            for key, blob in blobs.items():
+                if blob:
+                    pipe.append(self._key(feature_set, key), blob)  # APPEND is atomic
+        pipe.execute()
+
+    def read(self, feature_set: FeatureSet, keys: Sequence[str]) -> dict[str, bytes]:
+        unique = list(dict.fromkeys(keys))
+        blobs = self._client.mget([self._key(feature_set, k) for k in unique]) if unique else []
+        return {k: b for k, b in zip(unique, blobs, strict=True) if b is not None}
+
+    def _stored_keys(self, feature_set: FeatureSet) -> list[str]:
+        prefix = self._key(feature_set, "")
+        return [k.decode()[len(prefix):]
+                for k in self._client.scan_iter(match=prefix + "*", count=1_000)]  # fmt: skip
+
+    def rewrite(self, feature_set: FeatureSet, keys: Iterable[str] | None, change: Rewrite) -> int:
+        import redis
+
+        entities = self._stored_keys(feature_set) if keys is None else list(dict.fromkeys(keys))
+        for entity in entities:
+            key = self._key(feature_set, entity)
+            while True:  # optimistic: retry when an append lands between read and write
+                with self._client.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(key)
+                        blob = pipe.get(key)
+                        if blob is None:
+                            break
+                        new = change(EventLog.decode(feature_set, blob)).encode(feature_set)
+                        pipe.multi()
+                        pipe.set(key, new) if new else pipe.delete(key)
+                        pipe.execute()
+                        break
+                    except redis.WatchError:
+                        continue
+        return len(entities)
 
     def versions(self, feature_set: FeatureSet) -> list[str]:
-        members = self._client.smembers(self._versions_key(feature_set.name))
+        members = self._client.smembers(self._versions_key(feature_set))
         return sorted(m.decode() for m in members)
 
     def prune(self, feature_set: FeatureSet, keep_versions: Iterable[str]) -> int:
@@ -270,7 +282,7 @@ class RedisOnlineStore:
         for version in self.versions(feature_set):
             if version in keep:
                 continue
-            pattern = self._key(feature_set.name, version, "*")
+            pattern = self._key(feature_set, "*", version)
             batch: list[bytes] = []
             for key in self._client.scan_iter(match=pattern, count=1_000):
                 batch.append(key)
@@ -279,7 +291,7 @@ class RedisOnlineStore:
                     batch.clear()
             if batch:
                 deleted += self._client.unlink(*batch)
-            self._client.srem(self._versions_key(feature_set.name), version)
+            self._client.srem(self._versions_key(feature_set), version)
         return deleted
 
     def close(self) -> None:
@@ -300,48 +312,101 @@ def open_online_store(url: str, home: Path) -> OnlineStore:
     )
 
 
-def _serve(feature_set: FeatureSet, key: str, row: StoredRow | None, at: datetime) -> dict:
-    result: dict[str, Any] = {
-        feature_set.key: key,
-        feature_set.feature_time_column: row.feature_time if row else None,
-    }
-    status: dict[str, str] = {}
-    if row is None:
-        for column in feature_set.columns:
-            result[column], status[column] = None, MISSING_ENTITY
-    else:
-        age = at - row.feature_time
-        for spec in feature_set.features:
-            column = spec.column
-            if is_stale(age, spec.ttl):
-                result[column], status[column] = None, TTL_EXPIRED
-            else:
-                result[column], status[column] = row.values.get(column), OK
-    result[status_column(feature_set)] = status
-    return result
+# -- writing events ---------------------------------------------------------------------------
+def encode_events(feature_set: FeatureSet, events: pl.DataFrame) -> dict[str, bytes]:
+    """Each entity's records for `events` (validated transactions), their sources evaluated
+    by polars over the whole frame, as the offline features are."""
+    sources = distinct_sources(feature_set)
+    frame = (
+        events.lazy()
+        .filter(pl.col(feature_set.key).is_not_null(), pl.col("event_time").is_not_null())
+        .select(
+            pl.col(feature_set.key).cast(pl.String).alias("__key"),
+            pl.col("event_time").dt.epoch("us").alias("__time"),
+            pl.col("transaction_id"),
+            *(pl.sql_expr(s).cast(pl.Float64).alias(f"__s{i}") for i, s in enumerate(sources)),
+        )
+        .sort("__key", "__time")
+        .collect()
+    )
+    ids = [event_id(t) for t in frame["transaction_id"]]
+    values = frame.select(f"__s{i}" for i in range(len(sources))).fill_null(float("nan"))
+    frame = frame.with_columns(__id=pl.Series(ids, dtype=pl.Int64))
+    out: dict[str, bytes] = {}
+    matrix = values.to_numpy()
+    keys = frame["__key"].to_list()
+    times, idarr = frame["__time"].to_numpy(), frame["__id"].to_numpy()
+    start = 0
+    for end in range(1, len(keys) + 1):
+        if end == len(keys) or keys[end] != keys[start]:
+            out[keys[start]] = encode(feature_set, times[start:end], idarr[start:end],
+                                      matrix[start:end])  # fmt: skip
+            start = end
+    return out
 
 
+def compact(feature_set: FeatureSet, lateness_us: int = 0) -> Rewrite:
+    """Drop duplicates and events older than `retention` (plus the late-event allowance)
+    before the entity's newest event: the memory bound per entity."""
+    span_us = retention(feature_set) // timedelta(microseconds=1) + lateness_us
+
+    def change(log: EventLog) -> EventLog:
+        return log.window(int(log.times[-1]) - span_us, None) if len(log) else log
+
+    return change
+
+
+def write_events(store: OnlineStore, feature_set: FeatureSet, events: pl.DataFrame,
+                 lateness_us: int = 0) -> int:  # fmt: skip
+    """Append a table of events (idempotent) and compact the entities touched; returns the
+    number of entities written."""
+    records = encode_events(feature_set, events)
+    store.append({feature_set: records})
+    store.rewrite(feature_set, list(records), compact(feature_set, lateness_us))
+    return len(records)
+
+
+def truncate_from(store: OnlineStore, feature_set: FeatureSet, moment: datetime) -> int:
+    """Forget every event at or after `moment` (a replay starts from the state before it)."""
+    cut = to_micros(moment)
+    return store.rewrite(feature_set, None, lambda log: log.window(None, cut))
+
+
+# -- reading features -------------------------------------------------------------------------
 def status_column(feature_set: FeatureSet) -> str:
     """Key of the per-feature status dict in an online read, e.g. `customer__status`."""
     return f"{feature_set.entity}__status"
+
+
+def read_logs(
+    store: OnlineStore, feature_set: FeatureSet, keys: Sequence[str]
+) -> dict[str, EventLog]:
+    blobs = store.read(feature_set, keys)
+    return {key: EventLog.decode(feature_set, blobs.get(key)) for key in dict.fromkeys(keys)}
+
+
+def as_dict(feature_set: FeatureSet, key: str, features: AsOf) -> dict[str, Any]:
+    return {
+        feature_set.key: key,
+        feature_set.feature_time_column: features.feature_time,
+        **features.values,
+        status_column(feature_set): features.status,
+    }
 
 
 def get_online_features(
     store: OnlineStore,
     feature_set: FeatureSet,
     entity_keys: Sequence[str],
-    at: datetime | None = None,
+    at: datetime,
 ) -> list[dict[str, Any]]:
-    """Feature values for serving: one dict per requested key, in request order.
+    """Feature values as of `at` (aware), one dict per requested key, in request order.
 
     Each dict holds the entity key, `<entity>__feature_time`, every feature column and
     `<entity>__status` (per feature: 'ok', 'ttl_expired' or 'missing_entity'). Missing and
-    expired values are None, the same as a training row sees offline; an unknown entity is
-    reported, never raised. `at` defaults to now (UTC).
+    expired values are None, the same as a training row at `at` sees offline.
     """
-    if at is None:
-        at = datetime.now(UTC)
-    elif at.tzinfo is None:
+    if at.tzinfo is None:
         raise ValueError(f"at={at!r} has no time zone; pass an aware datetime (UTC)")
-    stored = store.read(feature_set, entity_keys)
-    return [_serve(feature_set, key, stored.get(key), at) for key in entity_keys]
+    logs = read_logs(store, feature_set, entity_keys)
+    return [as_dict(feature_set, k, features_as_of(feature_set, logs[k], at)) for k in entity_keys]

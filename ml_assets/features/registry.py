@@ -151,6 +151,12 @@ class FeatureSet:
         """The output columns, in declaration order."""
         return tuple(f.column for f in self.features)
 
+    @cached_property
+    def sources(self) -> tuple[str, ...]:
+        """The distinct source expressions of the set's features, in one fixed order (the
+        online store's record layout)."""
+        return tuple(sorted({f.source for f in self.features}))
+
     @property
     def feature_time_column(self) -> str:
         """Name of the as-of time of the joined values in a training set or online read."""

@@ -1,10 +1,11 @@
 """Monitoring assets, one partition per day: the champion's batch scores, feature and
 prediction drift against the champion's training window, performance once labels arrive,
-and serving latency from the prediction log. Checks warn; they never block."""
+the endpoint's served decisions against labels and batch re-scores, and serving latency
+from the prediction log. Checks warn; they never block."""
 
 import warnings
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
@@ -29,6 +30,16 @@ from ml_assets.monitoring.reference import (
     reference_folder,
 )
 from ml_assets.monitoring.series import upsert_day
+from ml_assets.monitoring.served import (
+    NO_LABELS,
+    daily_row,
+    daily_served_performance,
+    plot_served,
+    served_metadata,
+    served_rows,
+    serving_skew,
+    skew_verdict,
+)
 from ml_assets.resources import MlflowResource, SettingsResource, WarehouseReader, table_name
 from ml_assets.serving.prediction_log import read_prediction_log
 from ml_assets.training.deployment import DEPLOYED_MODEL
@@ -39,11 +50,14 @@ DRIFT_REPORT = dg.AssetKey("drift_report")
 PREDICTION_DRIFT = dg.AssetKey("prediction_drift")
 MODEL_PERFORMANCE = dg.AssetKey("model_performance")
 SERVING_LATENCY = dg.AssetKey("serving_latency")
+SERVED_PERFORMANCE = dg.AssetKey("served_performance")
 PREDICTION_LOG = dg.AssetKey("prediction_log")
 GROUP = "monitoring"
 CHECK_DRIFT = "drift_share_below_threshold"
 CHECK_PERFORMANCE = "auc_above_floor"
 CHECK_FALLBACK = "fallback_share_below_ceiling"
+CHECK_SERVED = "served_matches_batch"
+SERVED_REPORTS = "served_performance"  # folder under reports/
 DRIFT_SHARE_KEY = "drift_share"  # metadata key the retrain sensor reads
 
 prediction_log = dg.AssetSpec(
@@ -88,6 +102,17 @@ def _labels_after(label_delay_max_days: int) -> dg.TimeWindowPartitionMapping:
             end_offset=label_delay_max_days,
             allow_nonexistent_upstream_partitions=True,
         )
+
+
+def _arrived_labels(
+    warehouse: WarehouseReader, day: date, label_delay_max_days: int
+) -> tuple[pl.DataFrame, list[str]]:
+    """The labels landed so far for `day`'s transactions (those of the label days after it
+    that exist), and which label days those were."""
+    table = table_name(TRANSACTION_LABELS)
+    label_days = [(day + timedelta(days=k)).isoformat() for k in range(1, label_delay_max_days + 1)]
+    present = warehouse.days_present([table], label_days)
+    return (warehouse.read(table, present) if present else NO_LABELS), present
 
 
 def _warn(check: str, passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
@@ -336,6 +361,74 @@ def build_monitoring_assets(
         )
 
     @dg.asset(
+        key=SERVED_PERFORMANCE,
+        group_name=GROUP,
+        partitions_def=partitions,
+        kinds={"polars", "png"},
+        deps=[
+            PREDICTION_LOG,
+            SCORED_TRANSACTIONS,
+            dg.AssetDep(TRANSACTION_LABELS, partition_mapping=_labels_after(label_delay_max_days)),
+        ],
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECK_SERVED,
+                asset=SERVED_PERFORMANCE,
+                description="The endpoint's model answers match the batch re-scores of the "
+                "same transactions (score and AUC on the same labelled rows).",
+            )
+        ],
+        automation_condition=_late_labels_arrived(label_delay_max_days),
+        description="What the endpoint actually answered on the day's transactions, judged "
+        "against the labels that arrived in the days after: AUC and PR-AUC of the served "
+        "score, precision and recall of decline and of decline-or-review, false-decline "
+        "rate, review load, fraud amount caught, fallback share by reason; beside it the "
+        "batch re-scores (scored_transactions) of the same transactions and the skew between "
+        "them. Re-materializes as late labels land; a picture over days is linked.",
+    )
+    def served_performance(
+        context: dg.AssetExecutionContext, warehouse: WarehouseReader, settings: SettingsResource
+    ) -> dg.MaterializeResult:
+        day = partition_day(context)
+        log = read_prediction_log(settings.settings.home, day.isoformat())
+        if log.height == 0:
+            return dg.MaterializeResult(
+                metadata={"requests": 0, "note": "the endpoint served no traffic"},
+                check_results=[_warn(CHECK_SERVED, True, "no traffic that day")],
+            )
+        scored_table = table_name(SCORED_TRANSACTIONS)
+        if not warehouse.partitions_exist(scored_table, [day.isoformat()]):
+            raise dg.Failure(
+                f"the endpoint served {log.height} requests on {day} but scored_transactions "
+                f"has no partition {day}: materialize scored_transactions for {day} first, "
+                "then served_performance compares the served answers with it"
+            )
+        labels, present = _arrived_labels(warehouse, day, label_delay_max_days)
+        rows = served_rows(log, labels, warehouse.read(scored_table, [day.isoformat()]))
+        performance, skew = daily_served_performance(rows, day), serving_skew(rows)
+        folder = settings.settings.reports_dir / SERVED_REPORTS
+        table = upsert_day(folder / "daily.parquet", daily_row(performance, skew))
+        picture = plot_served(table, folder / "served_performance.png")
+        passed, summary = skew_verdict(skew)
+        return dg.MaterializeResult(
+            metadata={
+                "requests": log.height,
+                "label_days_present": present,
+                **served_metadata(performance, skew),
+                "over_time": dg.MetadataValue.path(str(picture)),
+            },
+            check_results=[
+                _warn(
+                    CHECK_SERVED,
+                    passed,
+                    summary,
+                    skewed_share=skew.skewed_share,
+                    auc_gap=skew.auc_gap if skew.auc_gap is not None else float("nan"),
+                )
+            ],
+        )
+
+    @dg.asset(
         key=SERVING_LATENCY,
         group_name=GROUP,
         partitions_def=partitions,
@@ -385,5 +478,6 @@ def build_monitoring_assets(
         drift_report,
         prediction_drift,
         model_performance,
+        served_performance,
         serving_latency,
     ]

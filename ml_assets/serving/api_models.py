@@ -7,7 +7,7 @@ up as a 422 that names the field instead of a score computed from garbage.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,10 +30,18 @@ class Transaction(BaseModel):
     merchant_category: Label
     merchant_country: Country
     customer_country: Country
-    event_time: datetime | None = None
+    event_time: datetime | None = Field(
+        None,
+        description="When the transaction happened (naive times are UTC); absent: when it is "
+        "received. Must lie within the endpoint's late-event allowance before now and its "
+        "clock-skew allowance after now, else 422 naming this field.",
+    )
 
 
 class BatchRequest(BaseModel):
+    """`/predict/batch` and `/events`: at most `max_batch_items` transactions (the OpenAPI
+    schema states the configured limit as `maxItems`)."""
+
     model_config = ConfigDict(extra="forbid")
 
     transactions: list[Transaction] = Field(min_length=1)
@@ -58,3 +66,96 @@ class Prediction(BaseModel):
 
 class BatchPrediction(BaseModel):
     predictions: list[Prediction]
+
+
+class EventsRecorded(BaseModel):
+    """`POST /events`: how many of the posted transactions were new to the online store."""
+
+    recorded: int
+    received: int
+
+
+# -- errors (every status the endpoint answers is documented in its OpenAPI schema) --------
+
+
+class ErrorBody(BaseModel):
+    """400, 401, 403, 413, 429 and 503: what went wrong, in one sentence."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One bad field: `field` is its dotted path in the body or query (`transactions.3.amount`,
+    `event_time`, `limit`), `type` a machine-readable kind, `msg` the explanation."""
+
+    field: str
+    type: str
+    msg: str
+
+
+class ValidationErrorBody(BaseModel):
+    """422: every bad field named, and a one-line summary in `message`."""
+
+    detail: list[FieldError]
+    message: str
+
+
+# -- readiness and administration ----------------------------------------------------------
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class LoadedModels(BaseModel):
+    champion: ModelRef | None
+    challenger: ModelRef | None
+
+
+class ModelsStatus(LoadedModels):
+    """`GET /admin/models`: the loaded models and the breaker state."""
+
+    breaker: str  # closed | half_open | open
+
+
+class Ready(LoadedModels):
+    ready: bool
+
+
+class NotReady(BaseModel):
+    """503 from `/ready`: `reason` says why a load balancer should route elsewhere."""
+
+    ready: bool
+    reason: str
+
+
+class Reloading(LoadedModels):
+    """202 from `POST /admin/reload`: the refresh runs in the background."""
+
+    status: str
+
+
+class RefreshOutcome(BaseModel):
+    role: str  # champion | challenger
+    alias: str
+    outcome: str  # unchanged | swapped | refused | unset
+    version: str | None = None
+    error: str | None = None
+
+
+class ReloadResult(LoadedModels):
+    """200 from `POST /admin/reload?wait=true`: what the refresh did per role."""
+
+    results: list[RefreshOutcome]
+
+
+class ReviewList(BaseModel):
+    """`GET /review`: pending items, newest first."""
+
+    items: list[dict[str, Any]]
+    count: int
+
+
+class Health(BaseModel):
+    status: str

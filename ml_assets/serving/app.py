@@ -10,19 +10,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ml_assets.serving.api_models import BatchPrediction, BatchRequest, Prediction, Transaction
+from ml_assets.serving.api_models import (
+    BatchPrediction,
+    BatchRequest,
+    ErrorBody,
+    EventsRecorded,
+    Health,
+    ModelsStatus,
+    NotReady,
+    Prediction,
+    Ready,
+    Reloading,
+    ReloadResult,
+    ReviewList,
+    Transaction,
+    ValidationErrorBody,
+)
+from ml_assets.serving.batcher import Overloaded
+from ml_assets.serving.breaker import OPEN
 from ml_assets.serving.config import ServingConfig
+from ml_assets.serving.event_time import EventTimeError
 from ml_assets.serving.feature_reader import FeatureReader, OnlineFeatureReader
-from ml_assets.serving.gateway import Gateway, TokenBucket
+from ml_assets.serving.gateway import PROTECTED_PREFIXES, FailureWindow, Gateway, TokenBucket
 from ml_assets.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ml_assets.serving.model_source import (
     CHAMPION,
@@ -37,23 +57,127 @@ from ml_assets.serving.service import ScoringService
 
 log = logging.getLogger("ml_assets.serving")
 ROUTES = frozenset(
-    {"/predict", "/predict/batch", "/review", "/admin/reload", "/admin/models", "/health",
-     "/ready", "/metrics"}
+    {"/predict", "/predict/batch", "/events", "/review", "/admin/reload", "/admin/models",
+     "/health", "/ready", "/metrics"}
 )  # fmt: skip
+API_KEY_SCHEMES = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "Bearer": {"type": "http", "scheme": "bearer"},
+}
+
+# -- documented responses: every status and content type each route can answer -----------
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Whole seconds to wait before retrying (at least 1).",
+        "schema": {"type": "integer", "minimum": 1},
+        "required": True,
+    }
+}
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorBody,
+        "description": "No API key: send it in `X-API-Key` (or `Authorization: Bearer`).",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    403: {"model": ErrorBody, "description": "The API key is not accepted."},
+    413: {"model": ErrorBody, "description": "Request body over `max_body_bytes`."},
+    429: {
+        "model": ErrorBody,
+        "description": "Over the per-key rate, or too many failed authentications from this "
+        "client address within a minute.",
+        "headers": RETRY_AFTER,
+    },
+}
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body could not be read (e.g. not UTF-8)."},
+    422: {
+        "model": ValidationErrorBody,
+        "description": "Invalid body: each bad field is named in `detail[].field`.",
+    },
+}
+QUERY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": ValidationErrorBody,
+        "description": "Invalid query parameter, named in `detail[].field`.",
+    },
+}
+OVERLOADED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "The scoring queue is full: nothing was scored, retry after "
+        "`Retry-After` seconds (or on another replica).",
+        "headers": RETRY_AFTER,
+    },
+}
+SCORING_RESPONSES = {**AUTH_RESPONSES, **BODY_RESPONSES, **OVERLOADED_RESPONSES}
+
+
+def _field_errors(details: list[dict[str, str]], status: int = 422) -> JSONResponse:
+    summary = "; ".join(f"{d['field']}: {d['msg']}" for d in details)
+    return JSONResponse({"detail": details, "message": summary}, status_code=status)
 
 
 def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
     """422 naming each bad field; never echoes the input (a NaN would not even serialise)."""
-    details = [
-        {
-            "field": ".".join(str(part) for part in e.get("loc", ()) if part != "body") or "body",
-            "type": e.get("type"),
-            "msg": e.get("msg"),
-        }
-        for e in error.errors()
-    ]
-    summary = "; ".join(f"{d['field']}: {d['msg']}" for d in details)
-    return JSONResponse({"detail": details, "message": summary}, status_code=422)
+    return _field_errors(
+        [
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+                "type": str(e.get("type") or "invalid"),
+                "msg": str(e.get("msg") or "invalid value"),
+            }
+            for e in error.errors()
+        ]
+    )
+
+
+def _event_time_error(error: EventTimeError, batch: bool) -> JSONResponse:
+    """422 for an event time the service refused: `event_time`, or in a batch
+    `transactions.<index>.event_time`."""
+    field = error.field
+    if batch:
+        field = f"transactions.{getattr(error, 'index', 0)}.{error.field}"
+    return _field_errors([{"field": field, "type": "event_time_out_of_range",
+                           "msg": error.message}])  # fmt: skip
+
+
+def _overloaded(request: Request, error: Overloaded) -> JSONResponse:
+    """503 at once, before anything was queued; a load balancer retries elsewhere."""
+    retry = max(1, math.ceil(error.retry_after_s))
+    return JSONResponse({"detail": str(error)}, status_code=503,
+                        headers={"Retry-After": str(retry)})  # fmt: skip
+
+
+class _Admission:
+    """ASGI middleware: at most `limit` scoring requests in the process at once; the next one
+    gets 503 with Retry-After before its body is read. Without it a burst queues in front of
+    the event loop, where the batcher's own bound cannot see it, and admitted requests wait
+    seconds instead of keeping their latency."""
+
+    ROUTES = frozenset({"/predict", "/predict/batch", "/events"})
+
+    def __init__(self, app: Any, limit: int, retry_after_s: float) -> None:
+        self.app = app
+        self.limit = limit
+        self.retry_after = str(max(1, math.ceil(retry_after_s)))
+        self.inflight = 0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.ROUTES:
+            await self.app(scope, receive, send)
+            return
+        if self.inflight >= self.limit:
+            body = b'{"detail":"the endpoint is at capacity; retry after Retry-After seconds"}'
+            await send({"type": "http.response.start", "status": 503, "headers": [
+                (b"content-type", b"application/json"), (b"retry-after", self.retry_after.encode()),
+                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.inflight += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight -= 1
 
 
 class _Telemetry:
@@ -160,73 +284,167 @@ def create_app(
     app.state.metrics = metrics
     app.state.config = config
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Overloaded, _overloaded)
     app.add_middleware(
         Gateway,
         api_keys=config.api_keys,
         limiter=TokenBucket(config.rate_limit_per_s, config.rate_limit_burst),
         max_body_bytes=config.max_body_bytes,
         on_refused=lambda path, status: metrics.rate_limited.inc() if status == 429 else None,
+        auth_failures=FailureWindow(config.auth_failures_per_min, window_s=60.0),
+    )
+    app.add_middleware(
+        _Admission, limit=config.max_inflight_requests, retry_after_s=config.retry_after_s
     )
     app.add_middleware(_Telemetry, metrics=metrics)
+    if config.max_batch_items > config.max_queue:
+        log.warning("max_batch_items=%d > max_queue=%d: larger batches are always refused "
+                    "with 503", config.max_batch_items, config.max_queue)  # fmt: skip
 
-    @app.post("/predict", response_model=Prediction)
+    def too_many(batch: BatchRequest) -> JSONResponse | None:
+        if len(batch.transactions) <= config.max_batch_items:
+            return None
+        return JSONResponse(
+            {
+                "detail": [{"field": "transactions", "type": "too_long",
+                            "msg": f"at most {config.max_batch_items} transactions"}],
+                "message": f"transactions: send at most {config.max_batch_items} "
+                f"per request (got {len(batch.transactions)}); split the batch",
+            },
+            status_code=422,
+        )  # fmt: skip
+
+    @app.post("/predict", response_model=Prediction, responses=SCORING_RESPONSES)
     async def predict(transaction: Transaction) -> JSONResponse:
         """Score one transaction."""
-        return JSONResponse((await service.predict([transaction]))[0])
+        try:
+            answers = await service.predict([transaction])
+        except EventTimeError as error:
+            return _event_time_error(error, batch=False)
+        return JSONResponse(answers[0])
 
-    @app.post("/predict/batch", response_model=BatchPrediction)
+    @app.post("/predict/batch", response_model=BatchPrediction, responses=SCORING_RESPONSES)
     async def predict_batch(batch: BatchRequest) -> JSONResponse:
         """Score a list of transactions (at most `max_batch_items`)."""
-        if len(batch.transactions) > config.max_batch_items:
-            return JSONResponse(
-                {
-                    "detail": [{"field": "transactions", "type": "too_long",
-                                "msg": f"at most {config.max_batch_items} transactions"}],
-                    "message": f"transactions: send at most {config.max_batch_items} "
-                    f"per request (got {len(batch.transactions)}); split the batch",
-                },
-                status_code=422,
-            )  # fmt: skip
-        return JSONResponse({"predictions": await service.predict(batch.transactions)})
+        if (refused := too_many(batch)) is not None:
+            return refused
+        try:
+            answers = await service.predict(batch.transactions)
+        except EventTimeError as error:
+            return _event_time_error(error, batch=True)
+        return JSONResponse({"predictions": answers})
 
-    @app.get("/review")
-    async def review(limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
+    @app.post(
+        "/events", status_code=202, response_model=EventsRecorded, responses=SCORING_RESPONSES
+    )
+    async def events(batch: BatchRequest) -> JSONResponse:
+        """Record transactions that were not scored here, or arrived late, in the online store
+        (at most `max_batch_items`); `recorded` counts those not seen before."""
+        if (refused := too_many(batch)) is not None:
+            return refused
+        try:
+            recorded = await service.record_events(batch.transactions)
+        except EventTimeError as error:
+            return _event_time_error(error, batch=True)
+        return JSONResponse({"recorded": recorded, "received": len(batch.transactions)},
+                            status_code=202)  # fmt: skip
+
+    @app.get("/review", response_model=ReviewList,
+             responses={**AUTH_RESPONSES, **QUERY_RESPONSES})  # fmt: skip
+    async def review(limit: int = Query(100, ge=1, le=10_000)) -> JSONResponse:
         """Pending requests in the human-review queue, newest first."""
         items = await asyncio.to_thread(service.review.list, limit)
-        return {"items": items, "count": len(items)}
+        return JSONResponse(jsonable_encoder({"items": items, "count": len(items)}))
 
-    @app.post("/admin/reload")
+    @app.post(
+        "/admin/reload",
+        response_model=ReloadResult,
+        responses={
+            202: {"model": Reloading, "description": "Refresh started in the background "
+                  "(without `wait=true`)."},
+            **AUTH_RESPONSES,
+            **QUERY_RESPONSES,
+        },
+    )  # fmt: skip
     async def reload(wait: bool = False) -> JSONResponse:
-        """Re-read the registry aliases and swap in changed models (in the background)."""
+        """Re-read the registry aliases and swap in changed models: 202 at once (in the
+        background), or with `wait=true` 200 once done, with what happened per role."""
         if not wait:
             asyncio.ensure_future(refresh())
             return JSONResponse({"status": "reloading", **_models(source)}, status_code=202)
         results = await refresh()
         return JSONResponse({"results": [asdict(r) for r in results], **_models(source)})
 
-    @app.get("/admin/models")
-    async def models() -> dict[str, Any]:
-        return {**_models(source), "breaker": service.breaker.state}
+    @app.get("/admin/models", response_model=ModelsStatus, responses=AUTH_RESPONSES)
+    async def models() -> JSONResponse:
+        """The loaded champion and challenger, and the circuit breaker's state."""
+        return JSONResponse({**_models(source), "breaker": service.breaker.state})
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
+    @app.get("/health", response_model=Health)
+    async def health() -> JSONResponse:
         """Liveness: the process answers."""
-        return {"status": "ok"}
+        return JSONResponse({"status": "ok"})
 
-    @app.get("/ready")
+    @app.get(
+        "/ready",
+        response_model=Ready,
+        responses={503: {"model": NotReady, "description": "Not ready: no champion loaded "
+                         "yet, or the circuit breaker is open; `reason` says which."}},
+    )  # fmt: skip
     async def ready() -> JSONResponse:
-        """Readiness: a champion model is loaded (load balancers route only when 200)."""
-        champion = source.champion
-        if champion is None:
+        """Readiness: a champion is loaded and its breaker is not open (load balancers route
+        only when 200, so a replica whose model keeps failing is drained)."""
+        if source.champion is None:
             return JSONResponse({"ready": False, "reason": "no champion model loaded yet"},
                                 status_code=503)  # fmt: skip
+        if service.breaker.state == OPEN:
+            return JSONResponse(
+                {"ready": False, "reason": "circuit breaker open: the model kept failing, "
+                 "answers come from the rules until a trial call succeeds"},
+                status_code=503,
+            )  # fmt: skip
         return JSONResponse({"ready": True, **_models(source)})
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition (`ml_assets_serving_*`).",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )  # fmt: skip
     async def prometheus() -> Response:
+        """Prometheus metrics of this replica."""
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    _document_gateway(app, config)
     return app
+
+
+def _document_gateway(app: FastAPI, config: ServingConfig) -> None:
+    """What the schema cannot learn from the routes: the API key the gateway asks for (when
+    keys are configured) and the configured batch limit."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        batch = schema["components"]["schemas"]["BatchRequest"]["properties"]["transactions"]
+        batch["maxItems"] = config.max_batch_items
+        if config.api_keys:
+            schema["components"]["securitySchemes"] = API_KEY_SCHEMES
+            for path, operations in schema["paths"].items():
+                if path.startswith(PROTECTED_PREFIXES):
+                    for operation in operations.values():
+                        operation["security"] = [{name: []} for name in API_KEY_SCHEMES]
+        else:
+            for path, operations in schema["paths"].items():
+                if path.startswith(PROTECTED_PREFIXES):
+                    for operation in operations.values():
+                        for status in ("401", "403"):
+                            operation["responses"].pop(status, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _first_load(refresh: Any) -> None:

@@ -45,11 +45,24 @@ class ServingConfig:
     rate_limit_burst: int = 1000
     max_body_bytes: int = 256 * 1024
     max_batch_items: int = 500
+    # Failed authentication: per client address, this many failures a minute, then 429.
+    auth_failures_per_min: int = 20
     # Decisions
     decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
-    default_score: float = 0.05  # answered on timeout with no cached answer
+    # An answer the model did not give (timeout, no model, open breaker, model error) never
+    # approves: where the rules would approve, this decision is given instead.
+    unscored_decision: str = "review"
+    # Event time: how far ahead of the clock a request's event_time may be (clock skew);
+    # how far behind comes from the platform settings (max_event_lag_s).
+    max_event_skew_s: float = 300.0
+    max_event_lag_s: float = 7 * 86_400.0
     # Degradation
     request_timeout_s: float = 0.5
+    # Admission: at most this many transactions wait for the model; past it, 503 at once.
+    max_queue: int = 1024
+    # and at most this many scoring requests are in the process at once (503 past it).
+    max_inflight_requests: int = 64
+    retry_after_s: float = 1.0
     breaker_failures: int = 5
     breaker_reset_s: float = 10.0
     cache_size: int = 10_000
@@ -64,6 +77,11 @@ class ServingConfig:
     log_flush_rows: int = 5_000
 
     def __post_init__(self) -> None:
+        if self.unscored_decision not in ("approve", "review", "decline"):
+            raise ValueError(
+                f"unscored_decision={self.unscored_decision!r} must be approve, review or "
+                "decline (ML_ASSETS_UNSCORED_DECISION)"
+            )
         if self.batch_max_size < 1:
             raise ValueError(f"batch_max_size={self.batch_max_size} must be at least 1")
 
@@ -90,6 +108,18 @@ class ServingConfig:
             tracking_uri=_env("MLFLOW_TRACKING_URI", d.tracking_uri),
             online_store_url=settings.online_store_url,
             decisions=settings.decisions,
+            max_event_lag_s=settings.max_event_lag_s,
+            max_event_skew_s=float(_env("ML_ASSETS_MAX_EVENT_SKEW_S", d.max_event_skew_s)),
+            unscored_decision=_env("ML_ASSETS_UNSCORED_DECISION", d.unscored_decision),
+            max_queue=int(_env("ML_ASSETS_MAX_QUEUE", d.max_queue)),
+            retry_after_s=float(_env("ML_ASSETS_RETRY_AFTER_S", d.retry_after_s)),
+            max_inflight_requests=int(
+                _env("ML_ASSETS_MAX_INFLIGHT_REQUESTS", d.max_inflight_requests)
+            ),
+            max_batch_items=int(_env("ML_ASSETS_MAX_BATCH_ITEMS", d.max_batch_items)),
+            auth_failures_per_min=int(
+                _env("ML_ASSETS_AUTH_FAILURES_PER_MIN", d.auth_failures_per_min)
+            ),
             model_name=_env("ML_ASSETS_SERVING_MODEL", d.model_name),
             champion_alias=_env("ML_ASSETS_CHAMPION_ALIAS", d.champion_alias),
             challenger_alias=_env("ML_ASSETS_CHALLENGER_ALIAS", d.challenger_alias),

@@ -11,6 +11,7 @@ and a random part, so replicas sharing the data dir never collide. `close()` flu
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -30,6 +31,7 @@ PREDICTION_LOG_DIR = "prediction_log"
 PREDICTION_LOG_SCHEMA: dict[str, pl.DataType] = {
     "request_id": pl.String(),
     "received_at": TIMESTAMP,
+    "event_time": TIMESTAMP,  # the instant the features were read as of
     "transaction_id": pl.String(),
     "customer_id": pl.String(),
     "merchant_id": pl.String(),
@@ -37,11 +39,16 @@ PREDICTION_LOG_SCHEMA: dict[str, pl.DataType] = {
     "score": pl.Float64(),
     "decision": pl.String(),  # approve | review | decline
     "path": pl.String(),  # model | fallback | cache | review
+    "reason": pl.String(),  # why not the model: timeout | breaker_open | model_error | ...
     "model_name": pl.String(),
     "model_version": pl.String(),
     "latency_ms": pl.Float64(),
     "shadow_score": pl.Float64(),  # null when no challenger scored the request
     "shadow_version": pl.String(),
+    # What the answer used, to debug a skew row by row: JSON objects of the feature values
+    # (column -> value, null when missing) and of each entity's feature status.
+    "features": pl.String(),
+    "feature_status": pl.String(),
 }
 COLUMNS = tuple(PREDICTION_LOG_SCHEMA)
 
@@ -55,9 +62,20 @@ def write_log_file(root: Path, day: str, records: list[dict[str, Any]]) -> Path:
     stamp = datetime.now(UTC).strftime("%H%M%S%f")
     name = f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
     frame = pl.DataFrame(
-        {c: [r.get(c) for r in records] for c in COLUMNS}, schema=PREDICTION_LOG_SCHEMA
+        {c: [_cell(c, r.get(c)) for r in records] for c in COLUMNS}, schema=PREDICTION_LOG_SCHEMA
     )
     return write_parquet_atomically(frame, root / f"date={day}" / name)
+
+
+JSON_COLUMNS = frozenset({"features", "feature_status"})
+
+
+def _cell(column: str, value: Any) -> Any:
+    """A record's value as stored: the answer's features and statuses become JSON text here,
+    on the writer thread, not on the request path."""
+    if column in JSON_COLUMNS and value is not None and not isinstance(value, str):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
 
 
 def read_prediction_log(home: Path, day: str) -> pl.DataFrame:
@@ -108,7 +126,8 @@ class PredictionLogWriter:
                 return 0
             by_day: dict[str, list[dict[str, Any]]] = {}
             for record in records:
-                by_day.setdefault(record["received_at"].date().isoformat(), []).append(record)
+                # By the day the transaction happened, as the warehouse partitions it.
+                by_day.setdefault(record["event_time"].date().isoformat(), []).append(record)
             for day, rows in by_day.items():
                 try:
                     write_log_file(self.root, day, rows)

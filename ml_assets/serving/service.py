@@ -1,12 +1,17 @@
-"""The scoring path: cache, breaker, micro-batched feature read + model call, fallbacks.
+"""The scoring path: features as of the event time, the model per row, degradation, the log.
 
-For each transaction: a fresh cached answer for the same input is returned as is (`cache`).
-Otherwise, if the breaker lets the model be used, the request joins the micro-batcher and
-waits at most `request_timeout_s`; a model answer in the review band goes to the human
-review queue (`review`), any other is `model`. Errors and an open breaker answer with the
-rule-based score (`fallback`); a timeout answers from the cache or with the default score
-(`cache`/`fallback`, reason `timeout`). After answering, the prediction-log record (and the
-row for the challenger) leaves the request path.
+For each transaction: the event time is checked (a time outside the allowance is a 422
+naming the field) and a fresh cached answer for the very same transaction is returned as is
+(`cache`: a retry gets the same answer and counts once). Otherwise, if the breaker lets the
+model be used, the whole request joins the micro-batcher at once (or is refused with 503
+when the queue is full) and waits at most `request_timeout_s`. The batch worker reads each
+request's features as of its event time, records the event in the online store, and scores
+every row on its own, so one bad row fails alone. A model answer in the review band goes to
+the human review queue (`review`), any other is `model`. Errors and an open breaker answer
+with the rules (`fallback`), a timeout or no model with the rules on the request alone; an
+answer the model did not give never approves (`unscored_decision`, review by default).
+After answering, the prediction-log record (and the row for the challenger) leaves the
+request path.
 """
 
 from __future__ import annotations
@@ -18,19 +23,20 @@ import time
 import uuid
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from ml_assets.serving.api_models import Transaction
-from ml_assets.serving.batcher import MicroBatcher
+from ml_assets.serving.batcher import MicroBatcher, Overloaded
 from ml_assets.serving.breaker import CircuitBreaker
 from ml_assets.serving.cache import TTLCache
 from ml_assets.serving.config import ServingConfig
-from ml_assets.serving.decisions import decide
+from ml_assets.serving.decisions import APPROVE, decide
+from ml_assets.serving.event_time import EventTimeError, resolve_event_time
 from ml_assets.serving.fallback import heuristic_score
-from ml_assets.serving.feature_reader import EntityFeatures, FeatureReader
+from ml_assets.serving.feature_reader import MISSING_ENTITY, EntityFeatures, Event, FeatureReader
 from ml_assets.serving.metrics import ServingMetrics
 from ml_assets.serving.model_source import CHAMPION, ModelSource, Scorer
 from ml_assets.serving.prediction_log import PredictionLogWriter
@@ -41,7 +47,7 @@ log = logging.getLogger(__name__)
 MODEL, FALLBACK, CACHE, REVIEW = "model", "fallback", "cache", "review"
 BREAKER_OPEN, TIMEOUT, MODEL_ERROR, NO_MODEL = "breaker_open", "timeout", "model_error", "no_model"
 FEATURES_UNAVAILABLE = "features_unavailable"
-RULES_NAME, RULES_VERSION, DEFAULT_NAME = "rules", "v1", "default"
+RULES_NAME, RULES_VERSION = "rules", "v1"
 REQUEST_FIELDS = (
     "amount", "channel", "device", "merchant_category", "merchant_country", "customer_country",
 )  # fmt: skip
@@ -49,10 +55,10 @@ REQUEST_FIELDS = (
 
 @dataclass(frozen=True)
 class Job:
-    """One transaction for the batch worker: the model's request fields and its entities."""
+    """One transaction for the batch worker: the model's request fields and its event."""
 
     request: dict[str, Any]
-    pair: tuple[str, str]
+    event: Event
 
 
 @dataclass
@@ -86,19 +92,21 @@ class Cached:
     status: dict[str, str]
 
 
-def _request(txn: Transaction, received_at: datetime) -> dict[str, Any]:
-    event_time = txn.event_time or received_at
-    if event_time.tzinfo is None:  # a naive time is taken as UTC, like the warehouse
-        event_time = event_time.replace(tzinfo=UTC)
+def _job(txn: Transaction, event_time: datetime) -> Job:
     request = {name: getattr(txn, name) for name in REQUEST_FIELDS}
     request["event_time"] = event_time
-    return request
+    event = Event(txn.transaction_id, txn.customer_id, txn.merchant_id, event_time, request)
+    return Job(request, event)
 
 
-def _cache_key(txn: Transaction, request: dict[str, Any]) -> Hashable:
-    """Everything the score depends on except the transaction id (and minutes of the time)."""
-    hour = request["event_time"].astimezone(UTC).hour
-    return (txn.customer_id, txn.merchant_id, *(request[n] for n in REQUEST_FIELDS), hour)
+def _cache_key(txn: Transaction, job: Job) -> Hashable:
+    """The very same transaction (id, entities, fields, time): only a retry hits."""
+    fields = tuple(job.request[n] for n in REQUEST_FIELDS)
+    return (txn.transaction_id, txn.customer_id, txn.merchant_id, *fields, job.event.event_time)
+
+
+def _finite_probability(value: Any) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0
 
 
 class ScoringService:
@@ -128,7 +136,11 @@ class ScoringService:
             max_size=config.batch_max_size if config.micro_batching else 1,
             max_wait_s=config.batch_max_wait_ms / 1000.0,
             on_batch=metrics.batch_size.observe,
+            max_queue=config.max_queue,
+            retry_after_s=config.retry_after_s,
         )
+        # Posted events share the admission bound: at most this many wait for the store.
+        self._recording = asyncio.Semaphore(config.max_queue)
         self.shadow = (
             ShadowWorker(source, self.decide, prediction_log.append, metrics,
                          config.shadow_queue_size)
@@ -167,71 +179,74 @@ class ScoringService:
     # -- worker thread ---------------------------------------------------------------------
     def _score_batch(self, jobs: list[Job]) -> list[Scored]:
         started = time.perf_counter()
-        features = self.reader.read([job.pair for job in jobs], datetime.now(UTC))
+        features = self.reader.score_and_record([job.event for job in jobs])
         rows = [{**job.request, **f.values} for job, f in zip(jobs, features, strict=True)]
         scorer = self.source.champion  # read once: the whole batch uses one model
         if scorer is None:
             return [Scored(f, row, error=NO_MODEL) for f, row in zip(features, rows, strict=True)]
-        try:
-            scores = np.asarray(scorer.predict_proba(rows), dtype=np.float64)
-            if scores.shape != (len(rows),) or not np.isfinite(scores).all():
-                raise ValueError(f"model returned {scores.shape} scores for {len(rows)} rows")
-        except Exception as error:
-            log.warning("model %s v%s failed on %d rows: %s", scorer.name, scorer.version,
-                        len(rows), error)  # fmt: skip
-            pairs = zip(features, rows, strict=True)
-            return [Scored(f, row, error=MODEL_ERROR) for f, row in pairs]
+        scores = self._scores(scorer, rows)
         self.metrics.model_latency.observe(time.perf_counter() - started)
         return [
-            Scored(f, row, float(s), scorer)
+            Scored(f, row, s, scorer) if s is not None else Scored(f, row, error=MODEL_ERROR)
             for f, row, s in zip(features, rows, scores, strict=True)
         ]
 
+    @staticmethod
+    def _scores(scorer: Scorer, rows: list[dict[str, Any]]) -> list[float | None]:
+        """A probability per row, or None for a row the model could not score (an error, a
+        NaN): one bad row fails alone instead of failing its whole batch."""
+        try:
+            batch = np.asarray(scorer.predict_proba(rows), dtype=np.float64)
+            if batch.shape != (len(rows),):
+                raise ValueError(f"model returned {batch.shape} scores for {len(rows)} rows")
+            scores = [float(s) for s in batch]
+        except Exception as error:
+            if len(rows) == 1:
+                log.warning("model %s v%s failed: %s", scorer.name, scorer.version, error)
+                return [None]
+            # Find the rows that fail by scoring each alone.
+            return [ScoringService._scores(scorer, [row])[0] for row in rows]
+        return [s if _finite_probability(s) else None for s in scores]
+
+    def _record(self, events: list[Event]) -> list[EntityFeatures]:
+        return self.reader.score_and_record(events)
+
     # -- request path ----------------------------------------------------------------------
     async def _fallback(self, job: Job, reason: str, features: EntityFeatures | None) -> Answer:
+        """The rules; features are read (and the event recorded) when the worker did not:
+        a transaction changes its entities' state whoever answered it."""
         if features is None:
             try:
-                features = (await asyncio.to_thread(self.reader.read, [job.pair],
-                                                    datetime.now(UTC)))[0]  # fmt: skip
+                features = (await asyncio.to_thread(self._record, [job.event]))[0]
             except Exception as error:
                 log.warning("online store read failed: %s", error)
-                features = EntityFeatures({}, {})
                 reason = FEATURES_UNAVAILABLE if reason == MODEL_ERROR else reason
+        features = features or EntityFeatures({}, {})
         score = heuristic_score(job.request, features.values)
         return Answer(score, FALLBACK, RULES_NAME, RULES_VERSION, reason, features,
                       status=features.status)  # fmt: skip
 
-    def _from_cache(self, key: Hashable, reason: str | None = None) -> Answer | None:
+    def _from_cache(self, key: Hashable) -> Answer | None:
         hit = self.cache.get(key)
         if hit is None:
             return None
         self.metrics.cache_hits.inc()
-        return Answer(hit.score, CACHE, hit.model_name, hit.model_version, reason,
-                      status=hit.status)  # fmt: skip
+        return Answer(hit.score, CACHE, hit.model_name, hit.model_version, status=hit.status)
 
-    async def _answer(self, txn: Transaction, received_at: datetime) -> Answer:
-        request = _request(txn, received_at)
-        key = _cache_key(txn, request)
-        cached = self._from_cache(key)
-        if cached is not None:
-            return cached
-        self.metrics.cache_misses.inc()
-        job = Job(request, (txn.customer_id, txn.merchant_id))
-        if not self.breaker.allow():
+    async def _settle(self, job: Job, key: Hashable, future: asyncio.Future | None) -> Answer:
+        """The answer of one admitted job once its future resolved (or the deadline passed)."""
+        if future is None:
             return await self._fallback(job, BREAKER_OPEN, None)
-        future = self.batcher.submit(job)
-        try:
-            async with asyncio.timeout(self.config.request_timeout_s):
-                scored: Scored = await future
-        except TimeoutError:
+        if not future.done():
+            future.cancel()
             self.breaker.record_failure()
-            answer = self._from_cache(key, TIMEOUT)
-            return answer or Answer(self.config.default_score, FALLBACK, DEFAULT_NAME, None,
-                                    TIMEOUT)  # fmt: skip
-        except Exception as error:  # the feature read failed for the whole batch
+            return await self._fallback(job, TIMEOUT, None)
+        error = future.exception()
+        if error is not None:  # the feature read failed for the whole batch
             log.warning("scoring batch failed: %s", error)
             self.breaker.record_failure()
             return await self._fallback(job, MODEL_ERROR, None)
+        scored: Scored = future.result()
         if scored.error == NO_MODEL:
             self.breaker.release()
             return await self._fallback(job, NO_MODEL, scored.features)
@@ -239,37 +254,85 @@ class ScoringService:
             self.breaker.record_failure()
             return await self._fallback(job, scored.error or MODEL_ERROR, scored.features)
         self.breaker.record_success()
-        status = scored.features.status
-        scorer = scored.scorer
+        status, scorer = scored.features.status, scored.scorer
         if scorer is self.source.champion:  # never cache an answer of a replaced model
             self.cache.put(key, Cached(scored.score, scorer.name, scorer.version, status))
         return Answer(scored.score, MODEL, scorer.name, scorer.version, None, scored.features,
                       scored.row, status)  # fmt: skip
 
+    def _jobs(self, txns: Sequence[Transaction], received_at: datetime) -> list[Job]:
+        """Every transaction's job, its event time checked first: one bad time refuses the
+        request before anything is scored or recorded."""
+        lag = timedelta(seconds=self.config.max_event_lag_s)
+        skew = timedelta(seconds=self.config.max_event_skew_s)
+        jobs = []
+        for index, txn in enumerate(txns):
+            try:
+                moment = resolve_event_time(txn.event_time, received_at, lag, skew)
+            except EventTimeError as error:
+                error.index = index
+                raise
+            jobs.append(_job(txn, moment))
+        return jobs
+
     async def predict(self, txns: Sequence[Transaction]) -> list[dict[str, Any]]:
-        """Answers in request order; never raises for a valid transaction."""
+        """Answers in request order; never raises for a valid transaction. Raises
+        EventTimeError (a 422) for a time outside the allowance, and the batcher's
+        Overloaded (a 503) when the queue cannot take the request."""
         started = time.perf_counter()
         received_at = datetime.now(UTC)
-        if len(txns) == 1:
-            answers = [await self._answer(txns[0], received_at)]
-        else:
-            answers = list(await asyncio.gather(*(self._answer(t, received_at) for t in txns)))
+        jobs = self._jobs(txns, received_at)
+        keys = [_cache_key(txn, job) for txn, job in zip(txns, jobs, strict=True)]
+        answers: list[Answer | None] = [self._from_cache(key) for key in keys]
+        waiting = [i for i, a in enumerate(answers) if a is None and self.breaker.allow()]
+        futures: dict[int, asyncio.Future] = {}
+        if waiting:
+            try:
+                submitted = self.batcher.submit_many([jobs[i] for i in waiting])
+            except Overloaded:
+                self.breaker.release()  # a half-open trial that never ran is handed back
+                raise
+            futures = dict(zip(waiting, submitted, strict=True))
+        self.metrics.cache_misses.inc(sum(a is None for a in answers))
+        if futures:
+            await asyncio.wait(futures.values(), timeout=self.config.request_timeout_s)
+        settled = await asyncio.gather(
+            *(
+                self._settle(jobs[i], keys[i], futures.get(i))
+                for i, answer in enumerate(answers)
+                if answer is None
+            )
+        )
+        pending = iter(settled)
+        answers = [answer if answer is not None else next(pending) for answer in answers]
         latency_ms = (time.perf_counter() - started) * 1000.0
-        return self._finish(txns, answers, received_at, latency_ms)
+        return self._finish(txns, jobs, answers, received_at, latency_ms)
+
+    async def record_events(self, txns: Sequence[Transaction]) -> int:
+        """Record transactions that were not scored here (or arrived late) in the online
+        store, as scoring would have; returns how many were new."""
+        jobs = self._jobs(txns, datetime.now(UTC))
+        if self._recording.locked():
+            raise Overloaded("too many posted events wait for the store", self.config.retry_after_s)
+        async with self._recording:
+            return await asyncio.to_thread(self.reader.record, [job.event for job in jobs])
 
     def _finish(
         self,
         txns: Sequence[Transaction],
+        jobs: Sequence[Job],
         answers: Sequence[Answer],
         received_at: datetime,
         latency_ms: float,
     ) -> list[dict[str, Any]]:
         """Responses, plus the off-path work: log records, review rows, shadow rows."""
         responses, shadow_rows, shadow_records, plain_records = [], [], [], []
-        for txn, answer in zip(txns, answers, strict=True):
+        for txn, job, answer in zip(txns, jobs, answers, strict=True):
             decision = self.decide(answer.score)
+            if answer.path == FALLBACK and decision == APPROVE:
+                decision = self.config.unscored_decision  # the model did not give this answer
             path = REVIEW if answer.path == MODEL and decision == "review" else answer.path
-            unknown = [e for e, s in answer.status.items() if s == "missing_entity"]
+            unknown = [e for e, s in answer.status.items() if s == MISSING_ENTITY]
             request_id = uuid.uuid4().hex
             response = {
                 "request_id": request_id,
@@ -295,6 +358,7 @@ class ScoringService:
             record = {
                 "request_id": request_id,
                 "received_at": received_at,
+                "event_time": job.event.event_time,
                 "transaction_id": txn.transaction_id,
                 "customer_id": txn.customer_id,
                 "merchant_id": txn.merchant_id,
@@ -302,11 +366,15 @@ class ScoringService:
                 "score": answer.score,
                 "decision": decision,
                 "path": path,
+                "reason": answer.reason,
                 "model_name": answer.model_name,
                 "model_version": answer.model_version,
                 "latency_ms": latency_ms,
                 "shadow_score": None,
                 "shadow_version": None,
+                # Serialized by the log writer, off the request path.
+                "features": answer.features.values if answer.features else None,
+                "feature_status": answer.status,
             }
             if answer.row is not None and path in (MODEL, REVIEW):
                 shadow_rows.append(answer.row)

@@ -1,13 +1,17 @@
+"""The online store keeps each entity's recent events and serves features as of any instant
+by the training set's point-in-time rule, on SQLite and on a real Redis."""
+
 from __future__ import annotations
 
-import dataclasses
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from ml_assets.features.compute import compute_entity_features, day_bounds
+from ml_assets.features.compute import compute_entity_features
+from ml_assets.features.event_log import EventLog, retention
 from ml_assets.features.online import (
     MISSING_ENTITY,
     OK,
@@ -15,12 +19,15 @@ from ml_assets.features.online import (
     RedisOnlineStore,
     SqliteOnlineStore,
     get_online_features,
-    latest_feature_rows,
     open_online_store,
     status_column,
+    truncate_from,
+    write_events,
 )
 from ml_assets.features.pit import point_in_time_join
 from ml_assets.features.registry import FEATURE_SETS, FeatureSet, FeatureSpec
+from ml_assets.features.sources import distinct_sources, source_values
+from ml_assets.serving.feature_reader import Event, OnlineFeatureReader
 
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 SMALL_SET = FeatureSet(
@@ -29,6 +36,7 @@ SMALL_SET = FeatureSet(
     (
         FeatureSpec("count_1d", "customer", timedelta(days=1), "count", "1", "Int64"),
         FeatureSpec("sum_1d", "customer", timedelta(days=1), "sum", ttl=timedelta(minutes=10)),
+        FeatureSpec("std_1d", "customer", timedelta(days=1), "std"),
     ),
 )
 
@@ -45,132 +53,157 @@ def store(request, tmp_path):
     opened.close()
 
 
-def _feature_rows(*rows: tuple[str, datetime, int, float | None]) -> pl.DataFrame:
+def _events(*rows: tuple[str, str, datetime, float]) -> pl.DataFrame:
     return pl.DataFrame(
         rows,
-        schema={
-            "customer_id": pl.String, "feature_time": pl.Datetime("us", "UTC"),
-            "customer__count_1d": pl.Int64, "customer__sum_1d": pl.Float64,
-        },
+        schema={"transaction_id": pl.String, "customer_id": pl.String,
+                "event_time": pl.Datetime("us", "UTC"), "amount": pl.Float64},
         orient="row",
     )  # fmt: skip
 
 
-def test_round_trip_keeps_values_types_and_time(store):
-    written = store.write(SMALL_SET, _feature_rows(("C1", T0, 3, 12.5), ("C2", T0, 1, None)))
-    assert written == 2
-    stored = store.read(SMALL_SET, ["C1", "C2", "C3"])
-    assert set(stored) == {"C1", "C2"}
-    assert stored["C1"].feature_time == T0
-    assert stored["C1"].values == {"customer__count_1d": 3, "customer__sum_1d": 12.5}
-    assert isinstance(stored["C1"].values["customer__count_1d"], int)
-    assert stored["C2"].values["customer__sum_1d"] is None
+def _read(store, key: str, at: datetime) -> dict:
+    return get_online_features(store, SMALL_SET, [key], at=at)[0]
 
 
-def test_write_keeps_the_latest_row_and_never_goes_back_in_time(store):
-    later = T0 + timedelta(minutes=5)
-    store.write(SMALL_SET, _feature_rows(("C1", T0, 1, 1.0), ("C1", later, 2, 2.0)))
-    assert store.read(SMALL_SET, ["C1"])["C1"].values["customer__count_1d"] == 2
-    store.write(SMALL_SET, _feature_rows(("C1", T0, 9, 9.0)))  # a backfill of an older day
-    assert store.read(SMALL_SET, ["C1"])["C1"].feature_time == later
-    store.write(SMALL_SET, _feature_rows(("C1", later + timedelta(seconds=1), 3, 3.0)))
-    assert store.read(SMALL_SET, ["C1"])["C1"].values["customer__count_1d"] == 3
+def test_features_are_those_of_the_events_strictly_before(store):
+    write_events(store, SMALL_SET, _events(
+        ("t1", "C1", T0, 10.0), ("t2", "C1", T0 + timedelta(minutes=1), 20.0),
+        ("t3", "C2", T0, 5.0),
+    ))  # fmt: skip
+    at_second = _read(store, "C1", T0 + timedelta(minutes=1))  # t2 itself is not seen
+    assert (at_second["customer__count_1d"], at_second["customer__sum_1d"]) == (1, 10.0)
+    assert at_second["customer__std_1d"] is None  # one value has no spread, as offline
+    after = _read(store, "C1", T0 + timedelta(minutes=2))
+    assert (after["customer__count_1d"], after["customer__sum_1d"]) == (2, 30.0)
+    assert after["customer__std_1d"] == pytest.approx(7.0710678118654755)
+    assert after["customer__feature_time"] == T0 + timedelta(minutes=1)
+    assert after[status_column(SMALL_SET)] == dict.fromkeys(SMALL_SET.columns, OK)
 
 
-def test_online_read_reports_ok_ttl_expired_and_missing_entity(store):
-    store.write(SMALL_SET, _feature_rows(("C1", T0, 3, 12.5)))
-    keys = ["C1", "nobody", "C1"]
-    fresh = get_online_features(store, SMALL_SET, keys, at=T0 + timedelta(minutes=10))
-    assert [r["customer_id"] for r in fresh] == keys
-    assert fresh[0]["customer__sum_1d"] == 12.5
-    assert fresh[0][status_column(SMALL_SET)] == {"customer__count_1d": OK, "customer__sum_1d": OK}
-    assert fresh[1] == {
-        "customer_id": "nobody",
-        "customer__feature_time": None,
-        "customer__count_1d": None,
-        "customer__sum_1d": None,
-        "customer__status": {
-            "customer__count_1d": MISSING_ENTITY,
-            "customer__sum_1d": MISSING_ENTITY,
-        },
-    }
-    stale = get_online_features(store, SMALL_SET, ["C1"], at=T0 + timedelta(minutes=10, seconds=1))
-    # Expired values are missing, never a present stale value; other features keep serving.
-    assert stale[0]["customer__sum_1d"] is None
-    assert stale[0]["customer__status"]["customer__sum_1d"] == TTL_EXPIRED
-    assert stale[0]["customer__count_1d"] == 3
-    assert get_online_features(store, SMALL_SET, []) == []
-
-
-def test_a_new_version_starts_empty_and_old_versions_stay_until_pruned(store):
-    store.write(SMALL_SET, _feature_rows(("C1", T0, 3, 12.5)))
-    longer = dataclasses.replace(SMALL_SET.features[0], window=timedelta(days=2))
-    new_set = FeatureSet(SMALL_SET.name, "customer", (longer, SMALL_SET.features[1]))
-    assert new_set.version != SMALL_SET.version
-    served = get_online_features(store, new_set, ["C1"], at=T0)
-    assert served[0]["customer__status"]["customer__count_1d"] == MISSING_ENTITY
-    assert store.read(new_set, ["C1"], version=SMALL_SET.version)["C1"].values[
-        "customer__count_1d"
-    ] == 3  # fmt: skip
-    store.write(new_set, _feature_rows(("C1", T0, 5, 12.5)))
-    assert store.versions(new_set) == sorted({SMALL_SET.version, new_set.version})
-    assert store.prune(new_set, keep_versions=[new_set.version]) == 1
-    assert store.versions(new_set) == [new_set.version]
-    assert store.read(new_set, ["C1"], version=SMALL_SET.version) == {}
-    assert store.read(new_set, ["C1"])["C1"].values["customer__count_1d"] == 5
-
-
-def test_write_names_missing_columns(store):
-    with pytest.raises(ValueError, match=r"lack columns \['customer__sum_1d'\]"):
-        store.write(SMALL_SET, _feature_rows(("C1", T0, 1, 1.0)).drop("customer__sum_1d"))
-
-
-def test_naive_time_is_refused(store):
-    with pytest.raises(ValueError, match="no time zone"):
+def test_ttl_is_judged_at_the_request_time_and_unknown_entities_are_reported(store):
+    write_events(store, SMALL_SET, _events(("t1", "C1", T0, 10.0)))
+    stale = _read(store, "C1", T0 + timedelta(minutes=10, seconds=1))
+    assert stale["customer__sum_1d"] is None and stale["customer__count_1d"] == 1
+    assert stale[status_column(SMALL_SET)]["customer__sum_1d"] == TTL_EXPIRED
+    unknown = _read(store, "C-NEW", T0)
+    assert set(unknown[status_column(SMALL_SET)].values()) == {MISSING_ENTITY}
+    assert get_online_features(store, SMALL_SET, [], at=T0) == []
+    with pytest.raises(ValueError, match="time zone"):
         get_online_features(store, SMALL_SET, ["C1"], at=datetime(2026, 3, 2, 12))
 
 
-@pytest.mark.parametrize("entity", sorted(FEATURE_SETS))
-def test_online_equals_point_in_time_join_at_the_same_instant(store, entity, transactions, day):
-    """Training/serving skew: a store loaded as of t serves exactly the offline row at t."""
-    feature_set = FEATURE_SETS[entity]
-    features = pl.concat(
-        compute_entity_features(transactions, feature_set, day - timedelta(days=back))
-        for back in (2, 1, 0)
+def test_writing_an_event_twice_counts_it_once_and_a_backfill_never_loses_newer_events(store):
+    newer = _events(("t2", "C1", T0 + timedelta(hours=1), 20.0))
+    older = _events(("t1", "C1", T0, 10.0))
+    write_events(store, SMALL_SET, newer)
+    write_events(store, SMALL_SET, older)  # a backfill of an earlier day, after the fact
+    write_events(store, SMALL_SET, pl.concat([older, newer]))  # and a repair of both
+    later = _read(store, "C1", T0 + timedelta(hours=1, minutes=5))
+    assert (later["customer__count_1d"], later["customer__sum_1d"]) == (2, 30.0)
+
+
+def test_compaction_bounds_each_log_by_the_retention(store):
+    span = retention(SMALL_SET)
+    old = _events(("t0", "C1", T0 - span - timedelta(hours=1), 1.0))
+    write_events(store, SMALL_SET, pl.concat([old, _events(("t1", "C1", T0, 2.0))]))
+    log = EventLog.decode(SMALL_SET, store.read(SMALL_SET, ["C1"])["C1"])
+    assert len(log) == 1  # the event no feature can reach any more is gone
+
+
+def test_truncating_forgets_events_from_an_instant_on(store):
+    write_events(
+        store, SMALL_SET, _events(("t1", "C1", T0, 1.0), ("t2", "C1", T0 + timedelta(hours=1), 2.0))
+    )  # noqa: E501
+    truncate_from(store, SMALL_SET, T0 + timedelta(minutes=30))
+    assert _read(store, "C1", T0 + timedelta(hours=2))["customer__count_1d"] == 1
+
+
+def test_a_new_definition_starts_empty_and_old_versions_can_be_pruned(store):
+    write_events(store, SMALL_SET, _events(("t1", "C1", T0, 1.0)))
+    longer = FeatureSpec("sum_1d", "customer", timedelta(days=2), "sum")
+    new_set = FeatureSet(SMALL_SET.name, "customer", (SMALL_SET.features[0], longer))
+    assert new_set.version != SMALL_SET.version
+    fresh = get_online_features(store, new_set, ["C1"], at=T0 + timedelta(hours=1))[0]
+    assert set(fresh[status_column(new_set)].values()) == {MISSING_ENTITY}
+    write_events(store, new_set, _events(("t1", "C1", T0, 1.0)))
+    assert set(store.versions(SMALL_SET)) == {SMALL_SET.version, new_set.version}
+    assert store.prune(SMALL_SET, keep_versions=[new_set.version]) >= 1
+    assert store.versions(SMALL_SET) == [new_set.version]
+
+
+def test_replicas_updating_the_same_entities_lose_no_update(store, tmp_path):
+    """Two replicas (two connections, two readers) record events for the same customers at
+    once; every event is counted."""
+    other = (
+        SqliteOnlineStore(store.path) if isinstance(store, SqliteOnlineStore)
+        else RedisOnlineStore(store.url, prefix=store.prefix)
+    )  # fmt: skip
+    feature_set = FEATURE_SETS["customer"]
+    replicas = [OnlineFeatureReader(s, [feature_set]) for s in (store, other)]
+
+    def send(replica: OnlineFeatureReader, name: str) -> None:
+        for i in range(100):
+            fields = {"amount": 1.0, "channel": "online", "merchant_country": "US",
+                      "customer_country": "US"}  # fmt: skip
+            moment = T0 + timedelta(seconds=i)
+            replica.score_and_record([Event(f"{name}-{i}", f"C{i % 5}", "M1", moment, fields)])
+
+    threads = [
+        threading.Thread(target=send, args=(r, n)) for r, n in zip(replicas, "ab", strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = get_online_features(store, feature_set, [f"C{k}" for k in range(5)],
+                                 at=T0 + timedelta(minutes=10))  # fmt: skip
+    assert [row["customer__txn_count_1d"] for row in counts] == [40] * 5
+    other.close()
+
+
+def test_online_reads_equal_the_point_in_time_join(transactions, day):
+    """At random instants (out of order too), every feature of both sets read from the store
+    equals the training set's point-in-time join of the offline feature table."""
+    store = open_online_store("sqlite:///:memory:", None)
+    probes = transactions.filter(pl.col("event_time").dt.date() == day).sample(300, seed=1)
+    probes = probes.with_columns(
+        pl.col("event_time") + pl.duration(seconds=pl.int_range(0, 300) * 7 % 5000)
     )
-    start, _ = day_bounds(day)
-    on_day = features.filter(pl.col("feature_time") >= start).row(7, named=True)
-    event_time = on_day["feature_time"]
-    sample = features[feature_set.key].unique().sort().head(40).to_list()
-    keys = [on_day[feature_set.key], *sample, "unknown"]
-    # Increasing instants (the store never goes back in time). The event time itself checks
-    # strictness: the state after that event is not served at that instant. The last instant,
-    # hours after the day, sees TTL expiries of the short windows.
-    instants = sorted(
-        [event_time, start + timedelta(hours=6, seconds=1), start + timedelta(days=1, hours=3)]
-    )
-    seen: set[str] = set()
-    for at in instants:
-        store.write(feature_set, latest_feature_rows(features, feature_set, as_of=at))
-        online = get_online_features(store, feature_set, keys, at=at)
-        rows = pl.DataFrame(
-            {feature_set.key: keys, "event_time": [at] * len(keys)},
-            schema={feature_set.key: pl.String, "event_time": pl.Datetime("us", "UTC")},
-        )
-        offline = point_in_time_join(rows, features, feature_set).drop("event_time")
-        statuses = [row.pop(status_column(feature_set)) for row in online]
-        assert online == offline.to_dicts()
-        assert statuses[-1] == dict.fromkeys(feature_set.columns, MISSING_ENTITY)
-        seen.update(status for row in statuses for status in row.values())
-    assert seen == {OK, TTL_EXPIRED, MISSING_ENTITY}
+    for feature_set in FEATURE_SETS.values():
+        history = transactions.filter(pl.col("event_time").dt.date() <= day)
+        offline = pl.concat([
+            compute_entity_features(history, feature_set, day - timedelta(days=k))
+            for k in range(31)
+        ])  # fmt: skip
+        write_events(store, feature_set, history)
+        expected = point_in_time_join(probes.select(feature_set.key, "event_time"), offline,
+                                      feature_set)  # fmt: skip
+        keys, times = probes[feature_set.key].to_list(), probes["event_time"].to_list()
+        for row, key, moment in zip(expected.iter_rows(named=True), keys, times, strict=True):
+            online = get_online_features(store, feature_set, [key], at=moment)[0]
+            for column in feature_set.columns:
+                assert online[column] == pytest.approx(row[column], rel=1e-9, abs=1e-12), (
+                    column, key, moment)  # fmt: skip
+
+
+def test_request_sources_equal_the_offline_evaluation(transactions):
+    """The request path evaluates the registry's SQL sources with sqlglot, the offline path
+    with polars: the same values for every generated transaction."""
+    for feature_set in FEATURE_SETS.values():
+        sources = distinct_sources(feature_set)
+        offline = transactions.head(2000).select(
+            pl.sql_expr(s).cast(pl.Float64).alias(str(i)) for i, s in enumerate(sources)
+        ).rows()  # fmt: skip
+        online = source_values(feature_set, transactions.head(2000).to_dicts())
+        assert online == [tuple(float(v) for v in row) for row in offline]
 
 
 def test_open_online_store_defaults_to_sqlite_in_the_data_dir(tmp_path):
     embedded = open_online_store("", tmp_path)
-    assert isinstance(embedded, SqliteOnlineStore)
-    assert embedded.path == tmp_path / "online_store.sqlite"
+    assert isinstance(embedded, SqliteOnlineStore) and embedded.path.parent == tmp_path
     embedded.close()
-    with pytest.raises(ValueError, match="ONLINE_STORE_URL='postgres://x'"):
+    with pytest.raises(ValueError, match="ONLINE_STORE_URL"):
         open_online_store("postgres://x", tmp_path)
 
 

@@ -139,12 +139,20 @@ def test_prediction_log_writes_the_contract_per_day(tmp_path: Path) -> None:
     base = {c: None for c in PREDICTION_LOG_SCHEMA}
     days = [datetime(2026, 3, 1, 23, 59, tzinfo=UTC), datetime(2026, 3, 2, 0, 1, tzinfo=UTC)]
     writer.append(
-        {**base, "request_id": str(i), "received_at": days[i % 2], "score": 0.1, "amount": 1.0}
+        {
+            **base,
+            "request_id": str(i),
+            "received_at": days[1],
+            "event_time": days[i % 2],
+            "score": 0.1,
+            "amount": 1.0,
+        }  # fmt: skip
         for i in range(5)
     )
     writer.start()
     writer.close()  # flushes
     files = sorted((tmp_path / "prediction_log").glob("date=*/*.parquet"))
+    # By the day the transaction happened, like the warehouse, whenever it was answered.
     assert [f.parent.name for f in files] == ["date=2026-03-01", "date=2026-03-02"]
     frame = pl.concat([pl.read_parquet(f) for f in files])
     assert dict(frame.schema) == PREDICTION_LOG_SCHEMA and frame.height == 5

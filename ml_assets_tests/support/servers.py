@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from glob import glob
@@ -18,16 +16,14 @@ from typing import Any
 
 import httpx
 
+from ml_assets.serving.local_server import free_port, serve_in_thread
+
+__all__ = ["free_port"]
+
 
 def in_ci() -> bool:
     """True under CI, where a missing server binary fails the run instead of skipping."""
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 5) -> None:
@@ -111,33 +107,15 @@ def running_postgres(initdb: str, pg_ctl: str, user: str = "dagster") -> Iterato
 def run_server(
     app: Any, *, api_key: str | None = None, ready: bool = True
 ) -> Iterator[httpx.Client]:
-    """uvicorn on a free loopback port in a thread; yields a client (with `api_key` sent as
-    X-API-Key) once the server answers, and after GET /ready answers 200 when `ready`.
-
+    """`app` on uvicorn on a free loopback port in a thread; yields a client (with `api_key`
+    sent as X-API-Key) once the server answers, and after GET /ready answers 200 when `ready`.
     Leaving the block shuts the server down gracefully (lifespan end: logs flushed)."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{port}")
-        time.sleep(0.02)
     headers = {"X-API-Key": api_key} if api_key else {}
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30)
-    try:
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, headers=headers,
+                                                  timeout=30) as client:  # fmt: skip
         if ready:
             wait_ready(client)
         yield client
-    finally:
-        client.close()
-        server.should_exit = True
-        thread.join(30)
 
 
 def wait_ready(client: httpx.Client, seconds: float = 60) -> dict[str, Any]:

@@ -7,16 +7,13 @@ it twice get the same rows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
 
 from ml_assets.data.generator import GeneratorConfig, generate_transactions
 from ml_assets.data.scenarios import Scenario
-from ml_assets.features.registry import FEATURE_SETS, FEATURE_TIME
 from ml_assets.monitoring.drift_methods import DriftColumns
 
 # -- the feature-store tests: one day and the 31 days before it (enough for 30d windows) ------
@@ -117,28 +114,4 @@ def toy_prediction_log(transactions: pl.DataFrame, seed: int) -> pl.DataFrame:
             "model_version": "1",
             "latency_ms": latency,
         }
-    )
-
-
-# -- the serving world: fresh online-store rows for known entities ---------------------------
-def online_feature_rows(entity: str, keys: Sequence[str], now: datetime, seed: int) -> pl.DataFrame:
-    """Plausible feature values of every feature of `entity`'s set for `keys`, computed five
-    minutes before `now` (fresh under every TTL)."""
-    rng = np.random.default_rng(seed)
-    feature_set = FEATURE_SETS[entity]
-    data: dict[str, Any] = {
-        feature_set.key: list(keys),
-        FEATURE_TIME: [now - timedelta(minutes=5)] * len(keys),
-    }
-    for spec in feature_set.features:
-        if spec.aggregation == "count":
-            values = rng.integers(0, 5 if "1h" in spec.name else 60, len(keys))
-        elif spec.aggregation == "share":
-            values = rng.uniform(0, 1, len(keys))
-        else:
-            values = rng.lognormal(3.5, 0.6, len(keys))
-        data[spec.column] = values
-    return pl.DataFrame(data).with_columns(
-        pl.col(FEATURE_TIME).cast(pl.Datetime("us", "UTC")),
-        *(pl.col(s.column).cast(s.polars_dtype) for s in feature_set.features),
     )

@@ -1,9 +1,11 @@
 """The serving world: a real registry, a real online store, and what the endpoint tests and
 the serving bench need around them.
 
-`build_world` trains two tiny LightGBM teachers with the training side's own code, registers
-them in a real MLflow SQLite registry (versions 1 and 2 of `fraud_teacher`, champion = v1),
-and fills a real SQLite online store with fresh features for a few customers and merchants.
+`build_world` generates the last few days with the demo's generator, computes their features
+and point-in-time training set with the platform's own code, trains a LightGBM teacher and
+distils two students from it (versions 1 and 2 of `fraud_student`, the model the platform
+ships; champion = v1), and writes those days' events to a real SQLite online store, so the
+endpoint serves the shipped kind of model from the feature store, as in production.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,9 @@ from ml_assets.features.registry import FEATURE_SETS
 from ml_assets.serving.config import ServingConfig
 from ml_assets.serving.model_source import MlflowRegistry, Scorer
 from ml_assets_tests.support.servers import run_server
-from ml_assets_tests.support.synthetic import online_feature_rows
 
-MODEL_NAME = "fraud_teacher"
+MODEL_NAME = "fraud_student"
+WORLD_DAYS, WORLD_ROWS_PER_DAY = 6, 1500
 API_KEY = "test-key-0123456789"
 N_CUSTOMERS, N_MERCHANTS = 200, 50
 
@@ -41,6 +43,7 @@ class World:
     versions: list[str]
     customers: list[str]
     merchants: list[str]
+    now: datetime  # when the world was built: requests are timed just after it
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(3))
 
     @property
@@ -55,11 +58,11 @@ class World:
             "merchant_id": self.merchants[(i * 7) % len(self.merchants)],
             "amount": round(5.0 + (i * 37) % 900 + 0.5, 2),
             "channel": ("card_present", "contactless", "online")[i % 3],
-            "device": ("chip", "mobile", "web")[i % 3],
+            "device": ("terminal", "mobile", "desktop")[i % 3],
             "merchant_category": ("grocery", "electronics", "travel", "jewelry")[i % 4],
             "merchant_country": ("US", "GB", "DE")[i % 3],
             "customer_country": "US",
-            "event_time": f"2026-11-28T{(i % 24):02d}:15:00+00:00",
+            "event_time": (self.now + timedelta(seconds=i)).isoformat(),
         }
         body.update(overrides)
         return body
@@ -96,43 +99,59 @@ class World:
 
 
 def build_world(home: Path) -> World:
-    """Train, register and materialize everything the endpoint needs, for real."""
+    """Generate, featurize, train, register and load the store for real (about 20 s)."""
+    from ml_assets.data.generator import GeneratorConfig, generate_labels, generate_transactions
+    from ml_assets.data.validation import split_valid_quarantine
+    from ml_assets.features.compute import compute_entity_features
+    from ml_assets.features.online import write_events
+    from ml_assets.features.registry import feature_versions
+    from ml_assets.features.training_set import build_training_set
+    from ml_assets.settings import Settings
     from ml_assets.training.model_inputs import ModelInputs
     from ml_assets.training.registry_aliases import set_alias
-    from ml_assets.training.registry_reader import Lineage
-    from ml_assets.training.registry_writer import log_teacher
-    from ml_assets.training.synthetic import labelled_frame
-    from ml_assets.training.teacher import TeacherConfig, train_teacher
+    from ml_assets.training.registry_reader import CHAMPION, Lineage
+    from ml_assets.training.registry_writer import log_student
+    from ml_assets.training.student import StudentConfig, train_student
+    from ml_assets.training.teacher import train_teacher
+    from ml_assets_tests.support.models import FAST_TEACHER
 
     home.mkdir(parents=True, exist_ok=True)
-    tracking_uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
-    (home / "mlflow").mkdir(exist_ok=True)
-    frame = labelled_frame(date(2026, 3, 1), 4, transactions_per_day=1500, history_days=2)
-    inputs = ModelInputs.from_frame(frame)
+    settings = Settings(home=home)
+    config = GeneratorConfig(transactions_per_day=WORLD_ROWS_PER_DAY)
+    today = datetime.now(UTC).date()
+    days = [today - timedelta(days=WORLD_DAYS - i) for i in range(WORLD_DAYS)]
+    valid = pl.concat(
+        [split_valid_quarantine(generate_transactions(d, config), d).valid for d in days]
+    )
+    features = {
+        fs: pl.concat([compute_entity_features(valid, fs, d) for d in days])
+        for fs in FEATURE_SETS.values()
+    }
+    labels = pl.concat([generate_labels(d, config) for d in days[1:]] + [generate_labels(
+        today, config)])  # fmt: skip
+    training = build_training_set(labels, valid, features).frame
+    teacher = train_teacher(training, ModelInputs.from_frame(training, feature_versions()),
+                            FAST_TEACHER)  # fmt: skip
     versions = []
-    for leaves, rounds in ((7, 30), (31, 60)):  # two different models: shadow sees diffs
-        config = TeacherConfig(
-            num_boost_round=rounds, num_leaves=leaves, min_data_in_leaf=20,
-            min_category_count=5, early_stopping_rounds=rounds, num_threads=1,
-        )  # fmt: skip
-        teacher = train_teacher(frame, inputs, config)
-        registered = log_teacher(
-            teacher,
-            tracking_uri=tracking_uri,
-            lineage=Lineage(),
-            artifact_location=(home / "mlflow" / "artifacts").as_uri(),
-            registered_name=MODEL_NAME,
+    for hidden in ((16,), (32, 16)):  # two different students: the shadow sees differences
+        student = train_student(
+            training, teacher, StudentConfig(hidden=hidden, epochs=4, num_threads=1)
         )
+        registered = log_student(
+            student, tracking_uri=settings.mlflow_tracking_uri, lineage=Lineage(),
+            teacher_version="0", artifact_location=settings.mlflow_artifact_location,
+        )  # fmt: skip
         versions.append(registered.version)
-    set_alias(tracking_uri, MODEL_NAME, "champion", versions[0])
-    customers = [f"C{i:05d}" for i in range(N_CUSTOMERS)]
-    merchants = [f"M{i:04d}" for i in range(N_MERCHANTS)]
+    set_alias(settings.mlflow_tracking_uri, MODEL_NAME, CHAMPION, versions[0])
     store = open_online_store(f"sqlite:///{home / 'online_store.sqlite'}", home)
-    now = datetime.now(UTC)
-    store.write(FEATURE_SETS["customer"], online_feature_rows("customer", customers, now, 1))
-    store.write(FEATURE_SETS["merchant"], online_feature_rows("merchant", merchants, now, 2))
+    for feature_set in FEATURE_SETS.values():
+        write_events(store, feature_set, valid)
     store.close()
-    return World(home, tracking_uri, versions, customers, merchants)
+    active = valid.filter(pl.col("event_time").dt.date() == days[-1])
+    customers = active["customer_id"].unique(maintain_order=True).head(N_CUSTOMERS).to_list()
+    merchants = active["merchant_id"].unique(maintain_order=True).head(N_MERCHANTS).to_list()
+    return World(home, settings.mlflow_tracking_uri, versions, customers, merchants,
+                 datetime.now(UTC))  # fmt: skip
 
 
 class ControlledScorer:
@@ -142,7 +161,7 @@ class ControlledScorer:
         self.inner = inner
         self.name = inner.name
         self.version = inner.version
-        self.mode = "ok"  # ok | fail | corrupt | slow
+        self.mode = "ok"  # ok | fail | corrupt | slow | nan_online (NaN for one slice)
         self.delay_s = 1.0
         self.calls = 0
 
@@ -154,7 +173,10 @@ class ControlledScorer:
             time.sleep(self.delay_s)
         if self.mode == "corrupt":
             return np.full(len(rows), np.nan)
-        return self.inner.predict_proba(rows)
+        scores = np.asarray(self.inner.predict_proba(rows), dtype=np.float64)
+        if self.mode == "nan_online":
+            scores[[row["channel"] == "online" for row in rows]] = np.nan
+        return scores
 
 
 class ControlledRegistry:
