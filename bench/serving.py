@@ -237,37 +237,6 @@ class Built:
     pristine: Path  # the world's online store as built: each server starts on a copy
 
 
-def train_teacher_like_world(world: Any) -> Any:
-    """The teacher `build_world` distils its students from, trained again the same way on
-    the same generated days (the world keeps only the students)."""
-    import polars as pl
-
-    from ml_assets.data.generator import GeneratorConfig, generate_labels, generate_transactions
-    from ml_assets.data.validation import split_valid_quarantine
-    from ml_assets.features.compute import compute_entity_features
-    from ml_assets.features.registry import FEATURE_SETS, feature_versions
-    from ml_assets.features.training_set import build_training_set
-    from ml_assets.training.model_inputs import ModelInputs
-    from ml_assets.training.teacher import train_teacher
-    from ml_assets_tests.support.models import FAST_TEACHER
-    from ml_assets_tests.support.worlds import WORLD_DAYS, WORLD_ROWS_PER_DAY
-
-    config = GeneratorConfig(transactions_per_day=WORLD_ROWS_PER_DAY)
-    today = world.now.date()
-    days = [today - timedelta(days=WORLD_DAYS - i) for i in range(WORLD_DAYS)]
-    valid = pl.concat(
-        [split_valid_quarantine(generate_transactions(d, config), d).valid for d in days]
-    )
-    features = {
-        fs: pl.concat([compute_entity_features(valid, fs, d) for d in days])
-        for fs in FEATURE_SETS.values()
-    }
-    labels = pl.concat([generate_labels(d, config) for d in [*days[1:], today]])
-    training = build_training_set(labels, valid, features).frame
-    inputs = ModelInputs.from_frame(training, feature_versions())
-    return train_teacher(training, inputs, FAST_TEACHER)
-
-
 def build(home: Path) -> Built:
     from ml_assets.settings import Settings
     from ml_assets.training.registry_aliases import set_alias
@@ -281,7 +250,7 @@ def build(home: Path) -> Built:
     from ml_assets_tests.support.worlds import MODEL_NAME, build_world
 
     world = build_world(home / "world")
-    teacher = train_teacher_like_world(world)
+    teacher = world.teacher
     registered = log_teacher(
         teacher, tracking_uri=world.tracking_uri, lineage=Lineage(),
         artifact_location=Settings(home=world.home).mlflow_artifact_location,

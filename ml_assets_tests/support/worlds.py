@@ -44,6 +44,7 @@ class World:
     customers: list[str]
     merchants: list[str]
     now: datetime  # when the world was built: requests are timed just after it
+    teacher: Any = None  # the teacher the students were distilled from (not registered)
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(3))
 
     @property
@@ -151,7 +152,7 @@ def build_world(home: Path) -> World:
     customers = active["customer_id"].unique(maintain_order=True).head(N_CUSTOMERS).to_list()
     merchants = active["merchant_id"].unique(maintain_order=True).head(N_MERCHANTS).to_list()
     return World(home, settings.mlflow_tracking_uri, versions, customers, merchants,
-                 datetime.now(UTC))  # fmt: skip
+                 datetime.now(UTC), teacher)  # fmt: skip
 
 
 class ControlledScorer:
