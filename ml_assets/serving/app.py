@@ -131,11 +131,11 @@ def _validation_error(request: Request, error: RequestValidationError) -> JSONRe
     )
 
 
-def _event_time_error(error: EventTimeError, batch: bool) -> JSONResponse:
-    """422 for an event time the service refused: `event_time`, or in a batch
+def _event_time_error(request: Request, error: EventTimeError) -> JSONResponse:
+    """422 for an event time the service refused: `event_time` for /predict, else (a list)
     `transactions.<index>.event_time`."""
     field = error.field
-    if batch:
+    if request.url.path != "/predict":
         field = f"transactions.{getattr(error, 'index', 0)}.{error.field}"
     return _field_errors([{"field": field, "type": "event_time_out_of_range",
                            "msg": error.message}])  # fmt: skip
@@ -285,6 +285,7 @@ def create_app(
     app.state.config = config
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Overloaded, _overloaded)
+    app.add_exception_handler(EventTimeError, _event_time_error)
     app.add_middleware(
         Gateway,
         api_keys=config.api_keys,
@@ -317,22 +318,14 @@ def create_app(
     @app.post("/predict", response_model=Prediction, responses=SCORING_RESPONSES)
     async def predict(transaction: Transaction) -> JSONResponse:
         """Score one transaction."""
-        try:
-            answers = await service.predict([transaction])
-        except EventTimeError as error:
-            return _event_time_error(error, batch=False)
-        return JSONResponse(answers[0])
+        return JSONResponse((await service.predict([transaction]))[0])
 
     @app.post("/predict/batch", response_model=BatchPrediction, responses=SCORING_RESPONSES)
     async def predict_batch(batch: BatchRequest) -> JSONResponse:
         """Score a list of transactions (at most `max_batch_items`)."""
         if (refused := too_many(batch)) is not None:
             return refused
-        try:
-            answers = await service.predict(batch.transactions)
-        except EventTimeError as error:
-            return _event_time_error(error, batch=True)
-        return JSONResponse({"predictions": answers})
+        return JSONResponse({"predictions": await service.predict(batch.transactions)})
 
     @app.post(
         "/events", status_code=202, response_model=EventsRecorded, responses=SCORING_RESPONSES
@@ -342,10 +335,7 @@ def create_app(
         (at most `max_batch_items`); `recorded` counts those not seen before."""
         if (refused := too_many(batch)) is not None:
             return refused
-        try:
-            recorded = await service.record_events(batch.transactions)
-        except EventTimeError as error:
-            return _event_time_error(error, batch=True)
+        recorded = await service.record_events(batch.transactions)
         return JSONResponse({"recorded": recorded, "received": len(batch.transactions)},
                             status_code=202)  # fmt: skip
 
