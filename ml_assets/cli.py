@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import date, timedelta
 
@@ -38,7 +39,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ml_assets.demo import run_demo
 
-    return run_demo(days=args.days)
+    return run_demo(days=args.days, workers=args.workers)
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -122,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="land the demo days and materialize everything")
     demo.add_argument("--days", type=int, default=30)
+    demo.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="days of a monitoring stage run side by side (default: up to 2, one per core)",
+    )
     demo.set_defaults(handler=_demo)
     return parser
 

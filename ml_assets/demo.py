@@ -7,7 +7,10 @@ monitoring against that champion."""
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date, timedelta
 
 import dagster as dg
@@ -56,19 +59,46 @@ def _stages(defs: dg.Definitions) -> tuple[list, list, list[list]]:
     )
 
 
-def _each_day(job, instance, days: list[str], selection: list, desc: str) -> list[str]:
+@functools.cache
+def _instance() -> dg.DagsterInstance:
+    """This process's instance (DAGSTER_HOME): opened once, shared by its runs."""
+    return dg.DagsterInstance.get()
+
+
+def _run_day(day: str, selection: list[str]) -> bool:
+    """One day's run of `selection` on the instance of DAGSTER_HOME (in a worker process)."""
+    from ml_assets.definitions import defs
+
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        partition_key=day,
+        instance=_instance(),
+        asset_selection=[dg.AssetKey.from_user_string(k) for k in selection],
+        raise_on_error=False,
+        run_config=QUIET,
+    )
+    return result.success
+
+
+def _each_day(days: list[str], selection: list, desc: str, workers: int = 1) -> list[str]:
+    """Run `selection` once per day, `workers` days at a time. Days of one stage whose assets
+    read no other day's output of that stage are independent, so the monitoring stages use
+    every core; data and features run in order (a day's windows read the days before)."""
+    keys = [k.to_user_string() for k in selection]
     failed = []
-    for day in tqdm(days, unit="day", desc=desc):
-        result = job.execute_in_process(
-            partition_key=day,
-            instance=instance,
-            asset_selection=selection,
-            raise_on_error=False,
-            run_config=QUIET,
-        )
-        if not result.success:
-            failed.append(f"{desc} {day}")
-    return failed
+    if workers <= 1:
+        for day in tqdm(days, unit="day", desc=desc):
+            if not _run_day(day, keys):
+                failed.append(f"{desc} {day}")
+        return failed
+    # spawn, not fork: the parent has trained with torch, whose thread pool does not survive
+    # a fork; each worker imports the code location once and runs many days.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        runs = {pool.submit(_run_day, day, keys): day for day in days}
+        for done in tqdm(as_completed(runs), total=len(runs), unit="day", desc=desc):
+            if not done.result():
+                failed.append(f"{desc} {runs[done]}")
+    return sorted(failed)
 
 
 def drift_summary(reports_dir, scenario_days: set[str], warm_up: set[str]) -> str:
@@ -87,7 +117,7 @@ def drift_summary(reports_dir, scenario_days: set[str], warm_up: set[str]) -> st
     )
 
 
-def run_demo(days: int = 30) -> int:
+def run_demo(days: int = 30, workers: int = min(2, os.cpu_count() or 1)) -> int:
     from ml_assets.definitions import defs
 
     settings = get_settings()
@@ -98,17 +128,16 @@ def run_demo(days: int = 30) -> int:
     for _ in tqdm(land_days(settings.landing_dir, first_day, days, config), total=days,
                   unit="day", desc="landing"):  # fmt: skip
         pass
-    instance = dg.DagsterInstance.get()
     job = defs.resolve_implicit_global_asset_job_def()
     daily, models, monitoring = _stages(defs)
     keys = [(first_day + timedelta(days=i)).isoformat() for i in range(days)]
-    failed = _each_day(job, instance, keys, daily, "data+features")
+    failed = _each_day(keys, daily, "data+features")
     # Train on the days before the drift scenarios, so the monitoring of the last days
     # compares drifted data with what the champion learned from.
     end = min(s.start for s in config.scenarios).isoformat()
     print(f"training, evaluating and promoting the models on label days up to {end} ...")
     result = job.execute_in_process(
-        instance=instance,
+        instance=_instance(),
         asset_selection=models,
         raise_on_error=False,
         run_config={**QUIET, "ops": {"teacher_model": {"config": {"end_date": end}}}},
@@ -117,11 +146,11 @@ def run_demo(days: int = 30) -> int:
         failed.append("models")
     else:
         first, then = monitoring
-        failed += _each_day(job, instance, keys, first, "monitoring")
+        failed += _each_day(keys, first, "monitoring", workers)
         # Traffic through the endpoint, so the served side of monitoring has answers to judge:
         # the clean days just before the drift, replayed as production would have sent them.
         parity_lines = _replay(settings, [last_day - timedelta(days=k) for k in REPLAY_DAYS_BACK])
-        failed += _each_day(job, instance, keys, then, "monitoring")
+        failed += _each_day(keys, then, "monitoring", workers)
     print(f"\nDemo data: {first_day}..{last_day} in {settings.home}")
     if "models" not in failed:
         print("\n".join("  " + line for line in parity_lines))

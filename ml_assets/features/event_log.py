@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,9 +61,20 @@ def _record_dtype(sources: int) -> np.dtype:
     return np.dtype([("time_us", "<i8"), ("event_id", "<i8"), ("values", "<f8", (sources,))])
 
 
+@cache
+def _record_struct(sources: int) -> struct.Struct:
+    """The same layout packed one record at a time: the request path appends one event, where
+    building a numpy record array costs more than the rest of the append."""
+    return struct.Struct(f"<qq{sources}d")
+
+
 def encode(feature_set: FeatureSet, times_us: Sequence[int], ids: Sequence[int],
            values: Sequence[Sequence[float]]) -> bytes:  # fmt: skip
     """Records for the store, in the set's fixed layout (NaN for a null source value)."""
+    if len(times_us) == 1:
+        return _record_struct(len(feature_set.sources)).pack(
+            int(times_us[0]), int(ids[0]), *(float(v) for v in values[0])
+        )
     dtype = record_dtype(feature_set)
     records = np.empty(len(times_us), dtype=dtype)
     records["time_us"], records["event_id"] = times_us, ids
@@ -78,9 +90,15 @@ class EventLog:
     Plain Python lists on purpose: a log holds tens to hundreds of events, where the C loops
     of `sum`, `max` and slicing beat numpy's per-call cost."""
 
-    def __init__(self, times: list[int], ids: list[int], columns: list[list[float]]) -> None:
+    def __init__(
+        self,
+        times: list[int],
+        ids: list[int],
+        columns: list[list[float]],
+        seen: set[int] | None = None,
+    ) -> None:
         self.times, self.ids, self.columns = times, ids, columns  # columns: one per source
-        self._seen = set(ids)
+        self._seen = set(ids) if seen is None else seen
         # Sources with a null (NaN) value somewhere: only those need filtering.
         self._with_nulls = {j for j, column in enumerate(columns) if any(map(math.isnan, column))}
 
@@ -89,14 +107,15 @@ class EventLog:
         records = np.frombuffer(blob or b"", dtype=record_dtype(feature_set))
         times, ids = records["time_us"].tolist(), records["event_id"].tolist()
         columns = records["values"].T.tolist()
-        if len(set(ids)) < len(ids) or any(a > b for a, b in zip(times, times[1:], strict=False)):
+        seen = set(ids)
+        if len(seen) < len(ids) or times != sorted(times):
             first: dict[int, int] = {}
             for position, identifier in enumerate(ids):  # an event written twice counts once
                 first.setdefault(identifier, position)
             order = sorted(first.values(), key=times.__getitem__)  # stable: ties keep arrival
             times, ids = [times[k] for k in order], [ids[k] for k in order]
             columns = [[column[k] for k in order] for column in columns]
-        return cls(times, ids, columns)
+        return cls(times, ids, columns, seen)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -160,6 +179,17 @@ class AsOf:
     feature_time: datetime | None
 
 
+@cache
+def _plan(feature_set: FeatureSet) -> tuple[tuple[FeatureSpec, int, int, int], ...]:
+    """Per feature: its spec, source index, window and TTL in microseconds, worked out once
+    per set instead of on every read."""
+    index = {source: i for i, source in enumerate(feature_set.sources)}
+    return tuple(
+        (spec, index[spec.source], spec.window // _MICRO, spec.ttl // _MICRO)
+        for spec in feature_set.features
+    )
+
+
 def features_as_of(feature_set: FeatureSet, log: EventLog, at: datetime) -> AsOf:
     """The set's features of one entity as of `at`, by the training set's point-in-time rule."""
     at_us = to_micros(at)
@@ -168,19 +198,16 @@ def features_as_of(feature_set: FeatureSet, log: EventLog, at: datetime) -> AsOf
         columns = feature_set.columns
         return AsOf(dict.fromkeys(columns), dict.fromkeys(columns, MISSING_ENTITY), None)
     latest = log.times[before - 1]
-    age = timedelta(microseconds=at_us - latest)
-    index = {source: i for i, source in enumerate(feature_set.sources)}
-    starts: dict[timedelta, int] = {}
+    age_us = at_us - latest
+    starts: dict[int, int] = {}
     values, status = {}, {}
-    for spec in feature_set.features:
-        if is_stale(age, spec.ttl):
+    for spec, source, window_us, ttl_us in _plan(feature_set):
+        if is_stale(age_us, ttl_us):
             values[spec.column], status[spec.column] = None, TTL_EXPIRED
             continue
-        start = starts.get(spec.window)
+        start = starts.get(window_us)
         if start is None:  # the window [latest - window, latest], closed on both ends
-            start = starts[spec.window] = bisect.bisect_left(
-                log.times, latest - spec.window // _MICRO
-            )
-        values[spec.column] = log.aggregate(spec, index[spec.source], start, before)
+            start = starts[window_us] = bisect.bisect_left(log.times, latest - window_us)
+        values[spec.column] = log.aggregate(spec, source, start, before)
         status[spec.column] = OK
     return AsOf(values, status, from_micros(latest))

@@ -43,11 +43,11 @@ def _format_delta(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
-def is_stale(age, ttl: timedelta):
+def is_stale(age, ttl):
     """The one TTL rule: a value older than its TTL is not served, offline or online.
 
-    Works on a `timedelta` (online reads) and on a polars duration expression (the offline
-    join) alike, so the two paths cannot drift apart.
+    Works on integer microseconds (online reads), `timedelta`s and a polars duration
+    expression (the offline join) alike, so the two paths cannot drift apart.
     """
     return age > ttl
 
@@ -140,6 +140,11 @@ class FeatureSet:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"feature set {self.name!r} declares {duplicates} more than once")
+
+    def __hash__(self) -> int:
+        """The version's: a digest of the whole definition, computed once. The generated hash
+        would re-hash every spec each time the request path keys a cache or batch by set."""
+        return hash(self.version)
 
     @property
     def key(self) -> str:

@@ -336,8 +336,11 @@ def build_monitoring_assets(
             )
         performance = daily_performance(joined, day)
         folder = settings.settings.reports_dir / "performance"
-        table = upsert_day(folder / "daily.parquet", asdict(performance))
-        picture = plot_performance(table, folder / "performance.png")
+        _, picture = upsert_day(
+            folder / "daily.parquet",
+            asdict(performance),
+            lambda t: plot_performance(t, folder / "performance.png"),
+        )
         floor, auc = settings.min_daily_auc, performance.roc_auc
         return dg.MaterializeResult(
             metadata={
@@ -407,8 +410,11 @@ def build_monitoring_assets(
         rows = served_rows(log, labels, warehouse.read(scored_table, [day.isoformat()]))
         performance, skew = daily_served_performance(rows, day), serving_skew(rows)
         folder = settings.settings.reports_dir / SERVED_REPORTS
-        table = upsert_day(folder / "daily.parquet", daily_row(performance, skew))
-        picture = plot_served(table, folder / "served_performance.png")
+        _, picture = upsert_day(
+            folder / "daily.parquet",
+            daily_row(performance, skew),
+            lambda t: plot_served(t, folder / "served_performance.png"),
+        )
         passed, summary = skew_verdict(skew)
         return dg.MaterializeResult(
             metadata={
@@ -450,8 +456,11 @@ def build_monitoring_assets(
             )
         latency = daily_latency(log, day)
         folder = settings.settings.reports_dir / "latency"
-        table = upsert_day(folder / "daily.parquet", latency.to_row())
-        picture = plot_latency(table, folder / "latency.png")
+        _, picture = upsert_day(
+            folder / "daily.parquet",
+            latency.to_row(),
+            lambda t: plot_latency(t, folder / "latency.png"),
+        )
         fallback, ceiling = latency.path_shares.get("fallback", 0.0), settings.max_fallback_share
         return dg.MaterializeResult(
             metadata={

@@ -23,10 +23,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from evidently.sdk.models import PanelMetric
-from evidently.sdk.panels import line_plot_panel
-from evidently.ui.workspace import Project, Workspace
-
 from ml_assets.atomic_files import write_text_atomically
 from ml_assets.monitoring.drift import FEATURE_DRIFT, DriftResult
 
@@ -93,16 +89,41 @@ def locked(folder: Path, name: str = ".lock") -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _project(workspace: Workspace, name: str) -> Project:
-    found = workspace.search_project(name)
-    if found:
-        return found[0]
-    project = workspace.create_project(name, description="Daily drift of features and predictions")
-    project.save()
-    return project
+def _project_id(workspace_dir: Path, project_name: str, kind: str) -> str:
+    """The project's id, creating the project and the kind's dashboard panel on first use.
+
+    Only that first use opens a full `Workspace`: its constructor parses every snapshot of
+    the workspace (about 0.1 s each), which would make each day's publish cost grow with
+    the history. Everything after goes through Evidently's file-level `LocalState`."""
+    from evidently.ui.storage.local.base import LocalState
+
+    state = LocalState(str(workspace_dir))
+    for project_id in state.list_projects():
+        if state.read_project(project_id).name != project_name:
+            continue
+        titles = {p.title for p in state.read_dashboard(project_id).panels}
+        if PANEL_TITLES.get(kind, f"{kind} share over time") in titles:
+            return str(project_id)
+        break
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace.create(str(workspace_dir))
+    found = workspace.search_project(project_name)
+    project = (
+        found[0]
+        if found
+        else workspace.create_project(
+            project_name, description="Daily drift of features and predictions"
+        )
+    )
+    _ensure_panel(project, kind)
+    return str(project.id)
 
 
-def _ensure_panel(project: Project, kind: str) -> None:
+def _ensure_panel(project, kind: str) -> None:
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import line_plot_panel
+
     title = PANEL_TITLES.get(kind, f"{kind} share over time")
     if any(p.title == title for p in project.dashboard.model().panels):
         return
@@ -130,29 +151,35 @@ def add_to_workspace(
     result: DriftResult, workspace_dir: Path, project_name: str = PROJECT_NAME
 ) -> str:
     """Add the day's snapshot to the workspace, replacing that day's earlier one of the same
-    kind; returns the new snapshot id."""
+    kind; returns the new snapshot id. The cost does not grow with the workspace's history."""
+    from evidently.legacy.core import new_id
+    from evidently.ui.storage.local.base import SNAPSHOTS_DIR_NAME, LocalState
+
     if result.snapshot is None or result.day is None:
         raise ValueError("add_to_workspace needs a result with a snapshot and a day")
     workspace_dir = Path(workspace_dir)
     with locked(workspace_dir, ".ml_assets.lock"):
-        workspace = Workspace.create(str(workspace_dir))
-        project = _project(workspace, project_name)
-        _ensure_panel(project, result.kind)
-        # Our own small index of (kind, day) -> snapshot id: finding a day's earlier snapshot
-        # by loading every snapshot grows with history (seconds after a few weeks).
+        project_id = _project_id(workspace_dir, project_name, result.kind)
+        state = LocalState(str(workspace_dir))
+        # Our own small index of (kind, day) -> snapshot id finds a day's earlier snapshot
+        # without listing or parsing the others.
         index_path = workspace_dir / SNAPSHOT_INDEX
         index = json.loads(index_path.read_text()) if index_path.exists() else {}
         key = f"{result.kind}/{result.day.isoformat()}"
-        if key in index and index[key] in {str(r) for r in workspace.list_runs(project.id)}:
-            workspace.delete_run(project.id, index[key])
-        ref = workspace.add_run(project.id, result.snapshot)
-        index[key] = str(ref.id)
+        earlier = workspace_dir / project_id / SNAPSHOTS_DIR_NAME / f"{index.get(key)}.json"
+        if key in index and earlier.exists():
+            state.delete_snapshot(project_id, index[key])
+        snapshot_id = str(new_id())
+        state.write_snapshot(project_id, snapshot_id, result.snapshot.to_snapshot_model())
+        index[key] = snapshot_id
         write_text_atomically(index_path, json.dumps(index, indent=1, sort_keys=True))
-        return str(ref.id)
+        return snapshot_id
 
 
 def workspace_runs(workspace_dir: Path, project_name: str = PROJECT_NAME) -> list[dict[str, str]]:
     """(kind, day, snapshot id) of every snapshot in the project, for checks and tests."""
+    from evidently.ui.workspace import Workspace
+
     workspace = Workspace.create(str(workspace_dir))
     found = workspace.search_project(project_name)
     if not found:

@@ -3,6 +3,7 @@ the time-series pictures are redrawn from every day materialized so far."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -11,9 +12,15 @@ from ml_assets.atomic_files import write_parquet_atomically
 from ml_assets.monitoring.reports import locked
 
 
-def upsert_day(path: Path, row: dict[str, object], day_column: str = "day") -> pl.DataFrame:
-    """Replace `row`'s day in the table at `path` (creating it) and return the whole table.
-    A lock keeps partitions materialized side by side from losing each other's rows."""
+def upsert_day(
+    path: Path,
+    row: dict[str, object],
+    redraw: Callable[[pl.DataFrame], Path],
+    day_column: str = "day",
+) -> tuple[pl.DataFrame, Path]:
+    """Replace `row`'s day in the table at `path` (creating it), redraw the picture from the
+    whole table, and return both. One lock around the two keeps partitions materialized side
+    by side from losing each other's rows, and the picture drawn last shows every day."""
     with locked(path.parent, f".{path.stem}.lock"):
         new = pl.DataFrame([row])
         if path.exists():
@@ -21,4 +28,4 @@ def upsert_day(path: Path, row: dict[str, object], day_column: str = "day") -> p
             new = pl.concat([old, new], how="diagonal_relaxed")
         table = new.sort(day_column)
         write_parquet_atomically(table, path)
-    return table
+        return table, redraw(table)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -60,6 +61,9 @@ ROUTES = frozenset(
     {"/predict", "/predict/batch", "/events", "/review", "/admin/reload", "/admin/models",
      "/health", "/ready", "/metrics"}
 )  # fmt: skip
+NO_OPENTELEMETRY: dict[str, Any] = {
+    "tracing": False, "metrics": False, "logs": False, "operation_spans": False,
+}  # fmt: skip
 API_KEY_SCHEMES = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     "Bearer": {"type": "http", "scheme": "bearer"},
@@ -278,6 +282,10 @@ def create_app(
         title="ml_assets fraud scoring",
         description="Scores card transactions with the promoted champion model.",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry wraps every request in spans and histograms even
+        # with no exporter configured; our Prometheus
+        # metrics are this endpoint's telemetry.
+        telemetry=NO_OPENTELEMETRY,
     )
     app.state.service = service
     app.state.source = source
@@ -465,6 +473,7 @@ def serve(
     import uvicorn
 
     config = config or ServingConfig.from_env()
+    sys.setswitchinterval(config.switch_interval_ms / 1000.0)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if not config.api_keys:
         log.warning("ML_ASSETS_API_KEY is not set: /predict and /admin accept any caller")

@@ -75,6 +75,10 @@ class ServingConfig:
     reload_poll_s: float = 30.0  # 0 disables polling of the registry aliases
     log_flush_s: float = 1.0
     log_flush_rows: int = 5_000
+    # How long a thread keeps the GIL while another waits (Python's default is 5 ms): the
+    # event loop, the scoring worker and the log writer share it, so this bounds how long
+    # an answer waits behind a log flush or a large batch.
+    switch_interval_ms: float = 1.0
 
     def __post_init__(self) -> None:
         if self.unscored_decision not in ("approve", "review", "decline"):
@@ -137,4 +141,5 @@ class ServingConfig:
             batch_max_size=int(_env("ML_ASSETS_BATCH_MAX_SIZE", d.batch_max_size)),
             batch_max_wait_ms=float(_env("ML_ASSETS_BATCH_MAX_WAIT_MS", d.batch_max_wait_ms)),
             reload_poll_s=float(_env("ML_ASSETS_RELOAD_POLL_S", d.reload_poll_s)),
+            switch_interval_ms=float(_env("ML_ASSETS_SWITCH_INTERVAL_MS", d.switch_interval_ms)),
         )

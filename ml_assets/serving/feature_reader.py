@@ -116,10 +116,15 @@ class OnlineFeatureReader:
         out = [EntityFeatures({}, {}) for _ in events]
         new, appends = None, {}
         order = sorted(range(len(events)), key=lambda i: events[i].event_time)
+        if record:  # each event's time and id, and source values per distinct sources
+            stamps = [(to_micros(events[i].event_time), event_id(events[i].transaction_id))
+                      for i in order]  # fmt: skip
+            rows = [events[i].source_row() for i in order]
+            evaluated: dict[tuple[str, ...], list[tuple[float, ...]]] = {}
         for feature_set in self.feature_sets:
             logs = read_logs(self.store, feature_set, [e.key(feature_set) for e in events])
-            rows = [events[i].source_row() for i in order]
-            values = source_values(feature_set, rows) if record else None
+            if record and feature_set.sources not in evaluated:
+                evaluated[feature_set.sources] = source_values(feature_set, rows)
             added: dict[str, list[tuple[int, int, tuple[float, ...]]]] = {}
             for position, i in enumerate(order):
                 event = events[i]
@@ -128,9 +133,8 @@ class OnlineFeatureReader:
                 features = features_as_of(feature_set, log, event.event_time)
                 out[i].values.update(features.values)
                 out[i].status[feature_set.entity] = summary(features.status)
-                if values is not None:
-                    record_ = (to_micros(event.event_time), event_id(event.transaction_id),
-                               values[position])  # fmt: skip
+                if record:
+                    record_ = (*stamps[position], evaluated[feature_set.sources][position])
                     if log.insert(*record_):
                         added.setdefault(key, []).append(record_)
             if added:

@@ -41,7 +41,7 @@ class StudentPreprocessor:
     numeric: tuple[NumericStep, ...]
     categories: dict[str, list[str]]
 
-    @property
+    @cached_property
     def width(self) -> int:
         flags = sum(step.missing_flag for step in self.numeric)
         return len(self.numeric) + flags + sum(len(v) + 1 for v in self.categories.values())

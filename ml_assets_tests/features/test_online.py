@@ -211,3 +211,17 @@ def test_open_online_store_uses_redis_for_a_redis_url(tmp_path, redis_url):
     remote = open_online_store(redis_url, tmp_path)
     assert isinstance(remote, RedisOnlineStore)
     remote.close()
+
+
+def test_one_record_packs_to_the_bytes_of_the_record_array():
+    """The request path packs its one event with `struct`; the layout is the numpy one."""
+    from ml_assets.features.event_log import encode
+
+    feature_set = next(iter(FEATURE_SETS.values()))
+    width = len(feature_set.sources)
+    values = [[float("nan"), *range(1, width)]]
+    single = encode(feature_set, [1_700_000_000_000_000], [-42], values)
+    many = encode(feature_set, [1_700_000_000_000_000, 5], [-42, 7], [*values, [0.5] * width])
+    assert single == many[: len(single)]
+    log = EventLog.decode(feature_set, single)
+    assert (log.times, log.ids) == ([1_700_000_000_000_000], [-42])

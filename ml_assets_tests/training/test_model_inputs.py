@@ -61,3 +61,26 @@ def test_absent_features_become_missing_and_absent_raw_columns_fail(frame: pl.Da
     del row["channel"]
     with pytest.raises(ValueError, match="channel"):
         inputs.arrays(row)
+
+
+def test_request_rows_give_the_arrays_of_the_training_frame(frame: pl.DataFrame) -> None:
+    """The request path builds its matrix differently (one conversion for all columns); it
+    must give what the frame path gives, nulls and an absent feature included."""
+    inputs = ModelInputs.from_frame(frame)
+    sample = frame.head(40).with_columns(
+        pl.when(pl.int_range(pl.len()) % 3 == 0)
+        .then(None)
+        .otherwise(pl.col("customer__amount_mean_30d"))
+        .alias("customer__amount_mean_30d")
+    )
+    rows = sample.to_dicts()
+    del rows[1]["customer__txn_count_1h"]
+    expected = inputs.arrays(sample.with_columns(
+        pl.when(pl.int_range(pl.len()) == 1).then(None)
+        .otherwise(pl.col("customer__txn_count_1h")).alias("customer__txn_count_1h")
+    ))  # fmt: skip
+    for got in (inputs.arrays(rows), inputs.arrays(rows[:1])):
+        n = got.rows
+        np.testing.assert_array_equal(got.numeric, expected.numeric[:n])
+        for a, b in zip(got.categorical, expected.categorical, strict=True):
+            assert a.tolist() == b[:n].tolist()
