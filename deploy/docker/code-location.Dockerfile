@@ -22,7 +22,7 @@ RUN pip install '.[postgres,k8s]'
 
 RUN useradd --uid 10001 --create-home ml_assets
 USER 10001
-ENV ML_ASSETS_HOME=/data ML_ASSETS_EXECUTOR=k8s
+ENV ML_ASSETS_HOME=/data
 EXPOSE 3030
 # The chart's user deployment runs `dagster api grpc -h 0.0.0.0 -p 3030 -m ml_assets.definitions`
 # itself; this default makes `docker run` of the image do the same.
