@@ -14,6 +14,7 @@ from ml_assets.automation.retrain_sensor import drift_retrain_sensor
 from ml_assets.automation.schedules import build_schedules
 from ml_assets.data.assets import build_data_assets
 from ml_assets.data.partitions import daily_partitions
+from ml_assets.executors import build_executor
 from ml_assets.features.assets import build_feature_assets
 from ml_assets.monitoring.assets import build_monitoring_assets
 from ml_assets.resources import (
@@ -68,6 +69,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         schedules=build_schedules(jobs),
         sensors=[landing_sensor, promotion_sensor, endpoint_reload_sensor, drift_retrain_sensor],
         resources=build_resources(settings),
+        executor=build_executor(settings.executor),
     )
 
 

@@ -211,6 +211,7 @@ class SettingsResource(dg.ConfigurableResource):
     retrain_drift_days: int
     online_store_url: str
     max_event_lag_s: float
+    executor: str
     review_low: float
     decline_at: float
 

@@ -70,6 +70,8 @@ class Settings:
     max_event_lag_s: float = 7 * 86_400.0
     # Decisions, the same for the endpoint and for batch scoring
     decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
+    # Where a run's steps execute: `multiprocess` (one machine) or `k8s` (a pod per step)
+    executor: str = "multiprocess"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -98,6 +100,7 @@ class Settings:
             online_store_url=_env("ONLINE_STORE_URL", default.online_store_url),
             max_event_lag_s=float(_env("ML_ASSETS_MAX_EVENT_LAG_S", default.max_event_lag_s)),
             decisions=DecisionThresholds.from_env(),
+            executor=_env("ML_ASSETS_EXECUTOR", default.executor),
         )
 
     @property

@@ -1,11 +1,12 @@
 """Real servers on loopback for tests and benches: a free port, a throwaway redis-server, a
-throwaway PostgreSQL cluster, and uvicorn in a thread."""
+throwaway PostgreSQL cluster, nginx with a site of ours, and uvicorn in a thread."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +35,24 @@ def stop_process(process: subprocess.Popen, timeout: float = 5) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def wait_process_ready(process: subprocess.Popen, url: str, seconds: float = 90) -> None:
+    """Poll GET `url` until it answers 200; fails with the process's stderr if it exits."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            error = process.stderr.read().decode()[-2000:] if process.stderr else ""
+            raise AssertionError(f"{process.args} exited with {process.returncode}: {error}")
+        if time.monotonic() > deadline:
+            stop_process(process)
+            raise AssertionError(f"{url} did not answer 200 within {seconds}s")
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
 
 
 def start_redis(executable: str) -> tuple[subprocess.Popen, str]:
@@ -127,3 +146,45 @@ def wait_ready(client: httpx.Client, seconds: float = 60) -> dict[str, Any]:
             return response.json()
         time.sleep(0.05)
     raise AssertionError(f"endpoint not ready after {seconds}s: {response.text}")
+
+
+def nginx_binary() -> str | None:
+    """nginx from PATH or Debian's /usr/sbin (not on a non-root PATH); None if absent."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+
+
+@contextlib.contextmanager
+def running_nginx(executable: str, site: str, port: int) -> Iterator[Path]:
+    """nginx in the foreground with `site` (upstream and server blocks, as in
+    deploy/nginx.conf, listening on `port`) included in its http block; pid, logs and
+    temporary files in a throwaway folder, which it yields. Stopped and deleted afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="ml_assets_nginx_"))
+    root.chmod(0o755)  # run as root, nginx's workers are `nobody`: they must reach the temp dirs
+    (root / "site.conf").write_text(site)
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {root / kind};" for kind in ("client_body", "proxy", "fastcgi",
+                                                          "uwsgi", "scgi")
+    )  # fmt: skip
+    (root / "nginx.conf").write_text(
+        f"pid {root / 'nginx.pid'};\nerror_log {root / 'error.log'} warn;\n"
+        "worker_processes 1;\nevents { worker_connections 1024; }\n"
+        f"http {{\n    access_log off;\n{temp_paths}\n    include {root / 'site.conf'};\n}}\n"
+    )
+    process = subprocess.Popen(
+        [executable, "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {process.stderr.read().decode()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not listen on 127.0.0.1:{port} within 10 s")
+            time.sleep(0.05)
+        yield root
+    finally:
+        stop_process(process)  # SIGTERM: nginx's fast shutdown
+        shutil.rmtree(root, ignore_errors=True)

@@ -11,6 +11,9 @@ endpoint serves the shipped kind of model from the feature store, as in producti
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +29,9 @@ from ml_assets.features.online import open_online_store
 from ml_assets.features.registry import FEATURE_SETS
 from ml_assets.serving.config import ServingConfig
 from ml_assets.serving.model_source import MlflowRegistry, Scorer
-from ml_assets_tests.support.servers import run_server
+from ml_assets_tests.support.servers import run_server, wait_process_ready
 
+REPO = Path(__file__).resolve().parents[2]
 MODEL_NAME = "fraud_student"
 WORLD_DAYS, WORLD_ROWS_PER_DAY = 6, 1500
 API_KEY = "test-key-0123456789"
@@ -86,6 +90,28 @@ class World:
         """`app` on uvicorn in a thread; yields a client that sends this world's API key."""
         with run_server(app, api_key=API_KEY, ready=ready) as client:
             yield client
+
+    def start_replica(self, home: Path, port: int, **env: str) -> subprocess.Popen:
+        """One replica as its own process (`python -m ml_assets.serving`, as in production)
+        over this world's registry and store, writing its logs under `home`; returns once
+        GET /ready answers 200. Stop it with SIGTERM to flush its prediction log."""
+        environment = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "ML_ASSETS_HOME": str(home),
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            "ONLINE_STORE_URL": self.online_store_url,
+            "ML_ASSETS_SERVING_MODEL": MODEL_NAME,
+            "ML_ASSETS_API_KEY": API_KEY,
+            "ML_ASSETS_RELOAD_POLL_S": "0",
+            **env,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ml_assets.serving", "--port", str(port)],
+            env=environment, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        wait_process_ready(process, f"http://127.0.0.1:{port}/ready")
+        return process
 
     def reset_aliases(self) -> None:
         """Back to the state `build_world` left: champion = v1, no challenger, no history."""
