@@ -29,6 +29,15 @@ from ml_assets_tests.support.worlds import ControlledRegistry, World
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]
 ENDPOINT = 'job="ml_assets_endpoint"'
 LATENCY = "ml_assets_serving_request_latency_seconds_bucket"
+# A small domestic grocery purchase at a terminal: the rules score it far below review.
+BENIGN = {
+    "amount": 5.0,
+    "channel": "card_present",
+    "device": "terminal",
+    "merchant_category": "grocery",
+    "merchant_country": "US",
+    "customer_country": "US",
+}
 
 
 def _p99_bucket(metrics_text: str) -> tuple[float, float]:
@@ -65,26 +74,39 @@ def test_prometheus_scrapes_the_endpoint_and_the_exporter_and_evaluates_the_rule
     registry = ControlledRegistry(world.tracking_uri)
     config = world.config(tmp_path, breaker_failures=100, cache_size=0)
     decisions: Counter[str] = Counter()
+
+    def predict(i: int, fail: bool = False) -> None:
+        """One /predict; a failing model makes the rules answer a benign transaction, which
+        they would approve, so the endpoint answers (fallback, review) every time."""
+        registry.loaded[world.versions[0]].mode = "fail" if fail else "ok"
+        body = world.transaction(i, transaction_id=f"prom-{i}-{fail}", **(BENIGN if fail else {}))
+        answer = client.post("/predict", json=body)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        if fail:
+            assert (body["path"], body["decision"]) == ("fallback", "review"), body
+        decisions[body["decision"]] += 1
+
     try:
         with world.serve(create_app(config, registry=registry)) as client:
-            # One answer before the first scrape, so every series exists from the start.
-            decisions[client.post("/predict", json=world.transaction(0)).json()["decision"]] += 1
+            # Answers before the first scrape, so the /predict latency and fallback series
+            # exist from the start: rate() counts only increases after a series' first sample.
+            predict(0)
+            predict(0, fail=True)
             targets = {"ml_assets_endpoint": client.base_url.netloc.decode(),
                        "ml_assets_monitoring": f"127.0.0.1:{exporter_port}"}  # fmt: skip
             with running_prometheus(prometheus, prometheus_config(targets)) as api:
                 for job in targets:
                     wait_for_query(api, f'up{{job="{job}"}} == 1')
-                model = registry.loaded[world.versions[0]]
-                for i in range(1, 81):
-                    model.mode = "fail" if i % 20 == 0 else "ok"  # 4 answers by the rules
-                    body = world.transaction(i, transaction_id=f"prom-{i}")
-                    answer = client.post("/predict", json=body)
-                    assert answer.status_code == 200, answer.text
-                    decisions[answer.json()["decision"]] += 1
-                total = sum(decisions.values())
+                # Two rounds with a scrape between: each series seen in the first round has
+                # an increase in the second, which is what rate() and the rules see.
+                for first in (1, 41):
+                    for i in range(first, first + 40):
+                        predict(i, fail=i % 20 == 0)  # 2 more answers by the rules a round
+                    total = sum(decisions.values())
+                    wait_for_query(api, f"sum(ml_assets_serving_predictions_total{{{ENDPOINT}}})",
+                                   lambda r, total=total: r and _value(r) == total)  # fmt: skip
                 metrics_text = client.get("/metrics").text
-                wait_for_query(api, f"sum(ml_assets_serving_predictions_total{{{ENDPOINT}}})",
-                               lambda r: r and _value(r) == total)  # fmt: skip
 
                 # p99 of /predict through Prometheus, inside the endpoint's own bucket.
                 p99 = _value(
