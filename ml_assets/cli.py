@@ -75,6 +75,33 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exporter(args: argparse.Namespace) -> int:
+    import time
+
+    from ml_assets.monitoring.exporter import start_exporter
+
+    reports_dir = get_settings().reports_dir
+    start_exporter(reports_dir, args.host, args.port)
+    print(f"daily figures of {reports_dir} on http://{args.host}:{args.port}/metrics", flush=True)
+    try:
+        while True:  # the server runs in a daemon thread; Ctrl-C ends both
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from ml_assets.monitoring.dashboard import write_dashboard
+
+    print(f"wrote {write_dashboard(args.out)}")
+    return 0
+
+
+def _listen_on(command: argparse.ArgumentParser, port: int) -> None:
+    command.add_argument("--host", default="127.0.0.1")
+    command.add_argument("--port", type=int, default=port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,8 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.set_defaults(handler=_features)
 
     serve = commands.add_parser("serve", help="serve the champion over HTTP (uvicorn)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    _listen_on(serve, 8000)
     serve.set_defaults(handler=_serve)
 
     rollback = commands.add_parser("rollback", help="move the champion back one version")
@@ -120,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--batch", type=int, default=200, help="transactions per request")
     replay.set_defaults(handler=_replay)
+
+    exporter = commands.add_parser(
+        "exporter",
+        help="serve the monitoring assets' daily figures (drift, served vs batch) to Prometheus",
+    )
+    _listen_on(exporter, 9108)
+    exporter.set_defaults(handler=_exporter)
+
+    dashboard = commands.add_parser("dashboard", help="write the Grafana dashboard JSON")
+    dashboard.add_argument("--out", default="deploy/grafana/ml_assets_dashboard.json")
+    dashboard.set_defaults(handler=_dashboard)
 
     demo = commands.add_parser("demo", help="land the demo days and materialize everything")
     demo.add_argument("--days", type=int, default=30)

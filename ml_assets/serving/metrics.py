@@ -16,6 +16,10 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 DIFF_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+# Fine at both ends, where fraud scores crowd (most near 0) and where declines happen.
+SCORE_BUCKETS = (
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0
+)  # fmt: skip
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -33,6 +37,10 @@ class ServingMetrics:
         self.predictions = Counter(
             p + "predictions", "Answers by the path that answered and the decision",
             ["path", "decision"], registry=r,
+        )  # fmt: skip
+        self.score = Histogram(
+            p + "score", "Served score by answering path (the dashboard's distribution)",
+            ["path"], buckets=SCORE_BUCKETS, registry=r,
         )  # fmt: skip
         self.degraded = Counter(
             p + "degraded", "Answers not from the model, by reason", ["reason"], registry=r

@@ -349,6 +349,7 @@ class ScoringService:
             }
             responses.append(response)
             self.metrics.predictions.labels(path=path, decision=decision).inc()
+            self.metrics.score.labels(path=path).observe(answer.score)
             if answer.reason:
                 self.metrics.degraded.labels(reason=answer.reason).inc()
             for entity in unknown:

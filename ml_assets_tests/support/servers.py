@@ -188,3 +188,91 @@ def running_nginx(executable: str, site: str, port: int) -> Iterator[Path]:
     finally:
         stop_process(process)  # SIGTERM: nginx's fast shutdown
         shutil.rmtree(root, ignore_errors=True)
+
+
+DEPLOY_PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of executable `name`; skips the test locally, fails it under CI (where
+    .ci/run installs the Debian `package`)."""
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (apt-get install -y {package})"
+        if in_ci():
+            pytest.fail(f"{message}; .ci/run installs it")
+        pytest.skip(message)
+    return path
+
+
+def prometheus_config(targets: dict[str, str], interval_s: float = 1.0) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with each job's targets replaced by `targets`
+    (job -> host:port), every interval set to `interval_s` and the rules file made absolute:
+    the checked-in configuration, pointed at servers on loopback."""
+    import yaml
+
+    config = yaml.safe_load((DEPLOY_PROMETHEUS / "prometheus.yml").read_text())
+    interval = f"{int(interval_s * 1000)}ms"
+    config["global"].update(scrape_interval=interval, evaluation_interval=interval)
+    config["rule_files"] = [str(DEPLOY_PROMETHEUS / f) for f in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
+        job.pop("scrape_interval", None)
+    return config
+
+
+@contextlib.contextmanager
+def running_prometheus(executable: str, config: dict[str, Any]) -> Iterator[httpx.Client]:
+    """Prometheus with `config` on a free loopback port and throwaway storage; yields a
+    client on its HTTP API once /-/ready answers 200."""
+    import yaml
+
+    folder = Path(tempfile.mkdtemp(prefix="ml_assets_prometheus_"))
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = open(folder / "log", "wb")  # noqa: SIM115 (outlives this statement: the server's)
+    process = subprocess.Popen(
+        [executable, f"--config.file={folder / 'prometheus.yml'}",
+         f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get("/-/ready").status_code == 200:
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"prometheus did not start: {(folder / 'log').read_text()}")
+                time.sleep(0.1)
+            yield client
+    finally:
+        stop_process(process)
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def prometheus_query(client: httpx.Client, expr: str) -> list[dict[str, Any]]:
+    """The result vector of an instant query through Prometheus's HTTP API (/api/v1/query)."""
+    response = client.get("/api/v1/query", params={"query": expr})
+    body = response.json()
+    if response.status_code != 200 or body.get("status") != "success":
+        raise AssertionError(f"query {expr!r} failed: {response.text}")
+    return body["data"]["result"]
+
+
+def wait_for_query(
+    client: httpx.Client, expr: str, accept: Any = bool, seconds: float = 60
+) -> list[dict[str, Any]]:
+    """Poll `expr` until `accept(result)` holds (by default: a non-empty result)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = prometheus_query(client, expr)
+        if accept(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expr!r} never satisfied the test within {seconds}s: {result}")
+        time.sleep(0.2)
