@@ -14,9 +14,8 @@ from prometheus_client import generate_latest
 
 from ml_assets.monitoring.assets import SERVED_REPORTS
 from ml_assets.monitoring.exporter import daily_figures, exporter_registry
-from ml_assets.monitoring.series import upsert_day
 from ml_assets.monitoring.served import SKEW_LIMITS
-from ml_assets_tests.support.reports import NEWEST, served_day, write_reports
+from ml_assets_tests.support.reports import NEWEST, add_served_day, served_day, write_reports
 from ml_assets_tests.support.servers import free_port, stop_process
 from ml_assets_tests.support.worlds import metric_value
 
@@ -54,8 +53,7 @@ def test_the_newest_days_figures_are_exported_with_their_limits(tmp_path: Path) 
 def test_a_rerun_day_and_newly_arrived_labels_show_at_the_next_scrape(tmp_path: Path) -> None:
     write_reports(tmp_path)
     registry = exporter_registry(tmp_path)
-    table = tmp_path / SERVED_REPORTS / "daily.parquet"
-    upsert_day(table, served_day(NEWEST, roc_auc=0.88, skewed_share=0.05))  # labels arrived
+    add_served_day(tmp_path, served_day(NEWEST, roc_auc=0.88, skewed_share=0.05))  # labels
     text = generate_latest(registry).decode()
     assert metric_value(text, "ml_assets_monitoring_served_roc_auc") == 0.88
     assert metric_value(text, "ml_assets_monitoring_served_skewed_share") == 0.05

@@ -10,7 +10,7 @@ from ml_assets.monitoring.assets import SERVED_REPORTS
 from ml_assets.monitoring.drift import ColumnDrift, DriftResult
 from ml_assets.monitoring.reports import write_drift_report
 from ml_assets.monitoring.series import upsert_day
-from ml_assets.monitoring.served import ServedPerformance, ServingSkew, daily_row
+from ml_assets.monitoring.served import ServedPerformance, ServingSkew, daily_row, plot_served
 
 NEWEST = date(2026, 3, 10)
 
@@ -59,5 +59,11 @@ def write_reports(reports_dir: Path, drifted: int = 2, skewed_share: float = 0.0
                            reports_dir)  # fmt: skip
         write_drift_report(drift_result("prediction_drift", day, 0, 0.5), reports_dir)
         roc_auc = None if back == 0 else 0.90 + back * 0.01
-        upsert_day(reports_dir / SERVED_REPORTS / "daily.parquet",
-                   served_day(day, roc_auc, skewed_share, 0.002))  # fmt: skip
+        add_served_day(reports_dir, served_day(day, roc_auc, skewed_share, 0.002))
+
+
+def add_served_day(reports_dir: Path, row: dict) -> None:
+    """Upsert one served day as `served_performance` does, its picture redrawn."""
+    served = reports_dir / SERVED_REPORTS
+    upsert_day(served / "daily.parquet", row,
+               lambda table: plot_served(table, served / "served_performance.png"))  # fmt: skip
