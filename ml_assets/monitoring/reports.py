@@ -22,13 +22,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-
-from evidently.sdk.models import PanelMetric
-from evidently.sdk.panels import line_plot_panel
-from evidently.ui.workspace import Project, Workspace
+from typing import TYPE_CHECKING
 
 from ml_assets.atomic_files import write_text_atomically
 from ml_assets.monitoring.drift import FEATURE_DRIFT, DriftResult
+
+if TYPE_CHECKING:
+    from evidently.ui.workspace import Project, Workspace
 
 WORKSPACE_DIR = "evidently_workspace"
 PROJECT_NAME = "fraud drift"
@@ -103,6 +103,9 @@ def _project(workspace: Workspace, name: str) -> Project:
 
 
 def _ensure_panel(project: Project, kind: str) -> None:
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import line_plot_panel
+
     title = PANEL_TITLES.get(kind, f"{kind} share over time")
     if any(p.title == title for p in project.dashboard.model().panels):
         return
@@ -133,6 +136,8 @@ def add_to_workspace(
     kind; returns the new snapshot id."""
     if result.snapshot is None or result.day is None:
         raise ValueError("add_to_workspace needs a result with a snapshot and a day")
+    from evidently.ui.workspace import Workspace
+
     workspace_dir = Path(workspace_dir)
     with locked(workspace_dir, ".ml_assets.lock"):
         workspace = Workspace.create(str(workspace_dir))
@@ -153,6 +158,8 @@ def add_to_workspace(
 
 def workspace_runs(workspace_dir: Path, project_name: str = PROJECT_NAME) -> list[dict[str, str]]:
     """(kind, day, snapshot id) of every snapshot in the project, for checks and tests."""
+    from evidently.ui.workspace import Workspace
+
     workspace = Workspace.create(str(workspace_dir))
     found = workspace.search_project(project_name)
     if not found:
