@@ -41,13 +41,18 @@ def main() -> None:
             results[module].append(import_fresh(module))
     process = {m: statistics.median(r.process_s for r in rs) for m, rs in results.items()}
     statement = {m: statistics.median(r.import_s for r in rs) for m, rs in results.items()}
+    cpu = {m: statistics.median(r.cpu_s for r in rs) for m, rs in results.items()}
     print(f"\nmedian of {runs} fresh interpreters")
-    print(f"{'import':<24}{'process wall s':>16}{'import stmt s':>15}{'vs dagster':>12}  heavy")
+    print(
+        f"{'import':<24}{'process wall s':>16}{'vs dagster':>12}{'import stmt s':>15}"
+        f"{'process CPU s':>15}{'vs dagster':>12}  heavy"
+    )
     for module, rs in results.items():
         heavy = ", ".join(rs[0].heavy()) or "none"
         print(
-            f"{module:<24}{process[module]:>16.2f}{statement[module]:>15.2f}"
-            f"{process[module] / process[PEER]:>11.2f}x  {heavy}"
+            f"{module:<24}{process[module]:>16.2f}{process[module] / process[PEER]:>11.2f}x"
+            f"{statement[module]:>15.2f}{cpu[module]:>15.2f}{cpu[module] / cpu[PEER]:>11.2f}x"
+            f"  {heavy}"
         )
     verdict = "MET" if process[OURS] <= TARGET_S else "MISSED"
     print(

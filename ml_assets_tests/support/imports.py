@@ -8,6 +8,7 @@ processes do: a new interpreter started from the repository root.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -44,6 +45,7 @@ class FreshImport:
     module: str
     import_s: float  # the import statement alone
     process_s: float  # interpreter start, import and exit: what a run process pays
+    cpu_s: float  # the process's user + system CPU: steadier than wall on a busy machine
     loaded: frozenset[str]  # top-level packages in sys.modules afterwards
 
     def heavy(self) -> list[str]:
@@ -53,6 +55,7 @@ class FreshImport:
 def import_fresh(module: str, timeout_s: float = 300) -> FreshImport:
     """Import `module` in a new interpreter whose working directory is the repository root
     (so this checkout's `ml_assets` is the one imported)."""
+    cpu_before = _children_cpu_s()
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", _CHILD.format(module=module)],
@@ -63,7 +66,13 @@ def import_fresh(module: str, timeout_s: float = 300) -> FreshImport:
         check=False,
     )
     process_s = time.perf_counter() - start
+    cpu_s = _children_cpu_s() - cpu_before
     if result.returncode != 0:
         raise RuntimeError(f"`import {module}` failed in a fresh interpreter:\n{result.stderr}")
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    return FreshImport(module, out["seconds"], process_s, frozenset(out["loaded"]))
+    return FreshImport(module, out["seconds"], process_s, cpu_s, frozenset(out["loaded"]))
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
