@@ -7,6 +7,7 @@ asset bodies, checks and sensors through the `settings` resource.
 
 import dagster as dg
 
+from ml_assets.automation.automation_sensor import automation_condition_sensor
 from ml_assets.automation.jobs import build_jobs
 from ml_assets.automation.landing_sensor import landing_sensor
 from ml_assets.automation.promotion_sensor import endpoint_reload_sensor, promotion_sensor
@@ -67,7 +68,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=[champion_scores_probe],
         jobs=jobs,
         schedules=build_schedules(jobs),
-        sensors=[landing_sensor, promotion_sensor, endpoint_reload_sensor, drift_retrain_sensor],
+        sensors=[
+            landing_sensor,
+            promotion_sensor,
+            endpoint_reload_sensor,
+            drift_retrain_sensor,
+            automation_condition_sensor,
+        ],
         resources=build_resources(settings),
         executor=build_executor(settings.executor),
     )

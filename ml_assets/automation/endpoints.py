@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 
-import httpx
-
 
 def endpoint_urls() -> list[str]:
     """Running endpoints to tell about a new champion (`ML_ASSETS_ENDPOINTS`, comma-separated)."""
@@ -21,6 +19,8 @@ def endpoint_urls() -> list[str]:
 def notify_endpoints(urls: list[str], timeout_s: float = 5.0) -> dict[str, str]:
     """Ask each endpoint to reload now; one that cannot be reached picks the alias up on its
     own next poll, so a failure here is reported, not raised."""
+    import httpx  # only when a model is promoted: the code location loads without it
+
     key = os.environ.get("ML_ASSETS_API_KEY", "").split(",")[0].strip()
     headers = {"X-API-Key": key} if key else {}
     outcome = {}

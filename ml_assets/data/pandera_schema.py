@@ -7,11 +7,14 @@ Extra columns pass (schema evolution); the contract columns are checked row by r
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from ml_assets.data.contracts import CHANNELS, DEVICES, INGEST_ERROR, TIMESTAMP
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 MAX_AMOUNT = 1_000_000.0
 
@@ -23,6 +26,8 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 def transaction_schema(day: date) -> pa.DataFrameSchema:
     """The rules one day's transactions must pass to leave quarantine."""
+    import pandera.polars as pa
+
     start, end = _day_bounds(day)
     text = {"dtype": pl.String, "nullable": False}
     country = pa.Check.str_matches(r"^[A-Z]{2}$", error="country must be an ISO-3166 alpha-2 code")

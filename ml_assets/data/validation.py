@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from ml_assets.data.contracts import INGEST_ERROR
 from ml_assets.data.pandera_schema import transaction_schema
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 ROW_INDEX = "_row"
 REASON = "quarantine_reason"
@@ -38,6 +41,8 @@ class ValidationSplit:
 def failure_cases(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
     """pandera's failure cases of `frame` (empty when it passes). The frame is collected, so
     the data checks run, not only the schema checks."""
+    import pandera.polars as pa
+
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import polars as pl
-from evidently import DataDefinition, Dataset, Report
-from evidently.core.report import Snapshot
-from evidently.presets import DataDriftPreset
 
 from ml_assets.monitoring.drift_methods import (
     ColumnKind,
     DriftColumns,
     DriftMethods,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from evidently.core.report import Snapshot
 
 SAMPLE_ROWS = 20_000
 # A day drifts when at least this share of watched columns drift. Thresholds are set so a
@@ -159,6 +159,9 @@ def compute_drift(
     day, not on the wall clock) and varies the sampling seed per day, reproducibly.
     `sample_size=None` compares every row.
     """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
     methods = methods or DriftMethods()
     _check_inputs(current, reference, columns)
     seed = seed + (day.toordinal() if day else 0)

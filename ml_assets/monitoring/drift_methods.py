@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 import polars as pl
-from evidently.legacy.calculations.stattests.registry import get_registered_stattest
-from evidently.legacy.core import ColumnType
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ColumnKind = Literal["numeric", "categorical"]
 
@@ -39,10 +39,6 @@ CATEGORICAL_THRESHOLD = 0.1
 # Methods whose score is a distance (drift when score >= threshold); all other Evidently
 # methods return a p-value (drift when score < threshold).
 DISTANCE_METHODS = frozenset({"wasserstein", "jensenshannon", "psi", "kl_div", "hellinger", "ed"})
-_COLUMN_TYPES: dict[str, ColumnType] = {
-    "numeric": ColumnType.Numerical,
-    "categorical": ColumnType.Categorical,
-}
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,10 @@ def score_column(
 ) -> float:
     """One column's drift score with Evidently's own implementation of the method, without
     building a report (what `calibrate_thresholds` needs many times)."""
-    column_type = _COLUMN_TYPES[kind]
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+
+    column_type = ColumnType.Numerical if kind == "numeric" else ColumnType.Categorical
     test = get_registered_stattest(method.method, column_type)
     ref, cur = reference.dropna(), current.dropna()
     if ref.empty or cur.empty:
@@ -152,6 +151,8 @@ def calibrate_thresholds(
     methods = methods or DriftMethods()
     if len(reference_days) < 2:
         raise ValueError("calibrate_thresholds needs at least two clean reference days")
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     days = [_sample(d.select(columns.all), sample_rows, rng).to_pandas() for d in reference_days]
     thresholds = dict(methods.per_column_threshold)

@@ -8,16 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import polars as pl
 
-matplotlib.use("Agg")  # no display on workers; must precede pyplot
+from ml_assets.atomic_files import replace_atomically
+from ml_assets.training.plots import pyplot
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
-
-from ml_assets.atomic_files import replace_atomically  # noqa: E402
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -25,10 +24,12 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     try:
         return replace_atomically(Path(path), lambda t: fig.savefig(t, dpi=90, format="png"))
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
 
 
 def _date_axis(ax: plt.Axes) -> None:
+    import matplotlib.dates as mdates
+
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
     ax.grid(alpha=0.3)
 
@@ -37,7 +38,7 @@ def plot_drift_share(
     days: Sequence[date], shares: Sequence[float], path: Path, threshold: float | None = None
 ) -> Path:
     """Drift share per day, with the day-drift threshold as a dashed line."""
-    fig, ax = plt.subplots(figsize=(8, 2.6))
+    fig, ax = pyplot().subplots(figsize=(8, 2.6))
     ax.plot(days, shares, marker="o", markersize=3)
     if threshold is not None:
         ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label="threshold")
@@ -51,7 +52,7 @@ def plot_series(
     table: pl.DataFrame, panels: Mapping[str, Sequence[str]], path: Path, title: str
 ) -> Path:
     """One panel per entry of `panels` (panel title -> columns), all against `table['day']`."""
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharex=True)
+    fig, axes = pyplot().subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharex=True)
     axes = [axes] if len(panels) == 1 else list(axes)
     days = table["day"].to_list()
     for ax, (panel, columns) in zip(axes, panels.items(), strict=True):

@@ -22,9 +22,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml_assets.atomic_files import write_text_atomically
 from ml_assets.monitoring.drift import FEATURE_DRIFT, DriftResult
+
+if TYPE_CHECKING:
+    from evidently.ui.workspace import Project
 
 WORKSPACE_DIR = "evidently_workspace"
 PROJECT_NAME = "fraud drift"
@@ -120,7 +124,7 @@ def _project_id(workspace_dir: Path, project_name: str, kind: str) -> str:
     return str(project.id)
 
 
-def _ensure_panel(project, kind: str) -> None:
+def _ensure_panel(project: Project, kind: str) -> None:
     from evidently.sdk.models import PanelMetric
     from evidently.sdk.panels import line_plot_panel
 

@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.metrics import log_loss as _log_loss
 
 from ml_assets.training.model_contracts import FraudModel
 from ml_assets.training.model_inputs import AMOUNT_COLUMN, LABEL_COLUMN, TRUTH_COLUMN
@@ -26,15 +24,21 @@ REVIEW_SHARE = 0.01
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
     """ROC-AUC, or None when the rows hold a single class (AUC is undefined there)."""
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
 
 
 def pr_auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    from sklearn.metrics import average_precision_score
+
     return float(average_precision_score(y, p)) if 0 < y.sum() < len(y) else None
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    return float(_log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
+    from sklearn.metrics import log_loss as sklearn_log_loss
+
+    return float(sklearn_log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:

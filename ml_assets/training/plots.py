@@ -7,20 +7,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # no display on workers; must precede pyplot
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot on the Agg backend, imported at the first picture: importing it
+    with the code location would cost every run process and step subprocess its load time."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on workers; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def plot_roc_pr(
     y: np.ndarray, scores: Mapping[str, np.ndarray], path: Path, bayes: np.ndarray | None = None
 ) -> Path:
     """ROC and precision-recall curves of each scored model (and of the true probability)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    plt = pyplot()
     curves = dict(scores)
     if bayes is not None:
         curves["bayes (true probability)"] = bayes
@@ -46,6 +59,7 @@ def plot_calibration(
     y: np.ndarray, scores: Mapping[str, np.ndarray], path: Path, bins: int = 10
 ) -> Path:
     """Observed fraud rate against mean score per quantile bin (log axes: fraud is rare)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     low = 1.0
     for name, p in scores.items():
@@ -84,5 +98,5 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
     return path

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-
-from mlflow import MlflowClient
+from typing import TYPE_CHECKING
 
 from ml_assets.training.model_contracts import GATES_PASSED as GATES_TAG
 from ml_assets.training.registry_reader import CHALLENGER, CHAMPION, resolve_version
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 HISTORY_LIMIT = 20
 
@@ -34,6 +36,8 @@ class Promotion:
 
 
 def _client(tracking_uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 

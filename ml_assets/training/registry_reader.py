@@ -12,14 +12,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import lightgbm as lgb
-import mlflow
-from mlflow import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from ml_assets.training.student import StudentModel
 from ml_assets.training.teacher import TeacherModel
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 TEACHER_MODEL_NAME = "fraud_teacher"
 STUDENT_MODEL_NAME = "fraud_student"
@@ -77,9 +76,11 @@ def tracking(tracking_uri: str) -> Iterator[MlflowClient]:
     Not restored afterwards on purpose: MLflow pins the old value as an explicit URI
     (and an environment variable), which would send later calls to the wrong database.
     """
+    import mlflow
+
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    yield MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    yield mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def resolve_version(tracking_uri: str, name: str, alias_or_version: str | int) -> str | None:
@@ -87,7 +88,9 @@ def resolve_version(tracking_uri: str, name: str, alias_or_version: str | int) -
     ref = str(alias_or_version)
     if ref.isdigit():
         return ref
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         return str(client.get_model_version_by_alias(name, ref).version)
     except mlflow.exceptions.MlflowException:
@@ -108,6 +111,9 @@ def load_model_version(
     name: str, alias_or_version: str | int, tracking_uri: str
 ) -> TeacherModel | StudentModel:
     """Our model wrapper (same `predict_proba` for both kinds) for a registered version."""
+    import lightgbm as lgb
+    import mlflow
+
     version = _resolve_or_fail(tracking_uri, name, alias_or_version)
     uri = f"models:/{name}/{version}"
     with tracking(tracking_uri), tempfile.TemporaryDirectory() as tmp:
@@ -126,6 +132,8 @@ def load_model_version(
 
 def recover_lineage(name: str, alias_or_version: str | int, tracking_uri: str) -> Lineage:
     """The training partitions, window, feature and data versions of a registered version."""
+    import mlflow
+
     version = _resolve_or_fail(tracking_uri, name, alias_or_version)
     with tracking(tracking_uri):
         info = mlflow.models.get_model_info(f"models:/{name}/{version}")

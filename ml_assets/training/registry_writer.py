@@ -14,10 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
-
-import mlflow
-from mlflow import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from ml_assets.training.model_contracts import FraudModel
 from ml_assets.training.registry_reader import (
@@ -32,6 +29,9 @@ from ml_assets.training.registry_reader import (
 )
 from ml_assets.training.student import StudentModel
 from ml_assets.training.teacher import TeacherModel
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 EXPERIMENT_NAME = "fraud_models"
 KIND_TAG = "ml_assets.kind"
@@ -72,6 +72,8 @@ def _log_common(
     metrics: Mapping[str, float] | None,
     params: Mapping[str, Any] | None,
 ) -> None:
+    import mlflow
+
     mlflow.log_params(_flat_params(model, params))
     info_metrics = {k: v for k, v in model.info.items() if isinstance(v, int | float)}
     mlflow.log_metrics({**info_metrics, **(metrics or {})})
@@ -102,6 +104,8 @@ def log_teacher(
 ) -> RegisteredVersion:
     """Log the teacher's run (params, metrics, lineage, `tags` such as the Dagster run id
     and partition) and register its booster under `registered_name`."""
+    import mlflow
+
     with tracking(tracking_uri) as client:
         experiment_id = _experiment_id(client, experiment, artifact_location)
         with mlflow.start_run(experiment_id=experiment_id, tags=dict(tags or {})):
@@ -133,6 +137,8 @@ def log_student(
     """Log the student as a pyfunc whose artifacts hold weights + preprocessing and whose
     code travels with it (servable by MLflow's tools without `ml_assets`, see `pyfunc`),
     register it, and record the teacher version it was distilled from."""
+    import mlflow
+
     from ml_assets.training import pyfunc
 
     lineage = Lineage.from_dict({**lineage.to_dict(), "teacher_version": teacher_version})

@@ -8,9 +8,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
@@ -23,6 +22,9 @@ from ml_assets.training.model_inputs import (
     encode_categories,
     fit_vocabulary,
 )
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 MODEL_FILE = "teacher.txt"
 SPEC_FILE = "teacher_spec.json"
@@ -159,6 +161,8 @@ class TeacherModel:
 
     @classmethod
     def load(cls, directory: Path) -> TeacherModel:
+        import lightgbm as lgb
+
         booster = lgb.Booster(model_file=str(directory / MODEL_FILE))
         return cls.from_booster(booster, json.loads((directory / SPEC_FILE).read_text()))
 
@@ -167,6 +171,8 @@ def train_teacher(
     frame: pl.DataFrame, inputs: ModelInputs, config: TeacherConfig | None = None
 ) -> TeacherModel:
     """Fit the teacher on all but the newest days, early-stopping on those days."""
+    import lightgbm as lgb
+
     config = config or TeacherConfig()
     train, valid = time_split(frame, config.validation_days)
     y_train = _check_label(train, "training days")
