@@ -249,6 +249,7 @@ class SettingsResource(dg.ConfigurableResource):
     retrain_drift_days: int
     online_store_url: str
     max_event_lag_s: float
+    backfill_days_per_run: int
     review_low: float
     decline_at: float
 

@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from ml_assets.data.landing import landing_fingerprint, read_labels, read_transactions
-from ml_assets.data.partitions import RANGE_BACKFILL, partition_days
+from ml_assets.data.partitions import partition_days
 from ml_assets.data.quality import (
     Outcome,
     combined_outcome,
@@ -87,8 +87,11 @@ def day_outcomes(
     }
 
 
-def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The data group over `partitions` (built by `build_definitions` from the settings)."""
+def build_data_assets(
+    partitions: dg.PartitionsDefinition, backfill: dg.BackfillPolicy | None = None
+) -> list[dg.AssetsDefinition]:
+    """The data group over `partitions`, backfilled in ranges by `backfill` (None: a run per
+    day), both built by `build_definitions` from the settings."""
 
     @dg.asset(
         key=RAW_TRANSACTIONS,
@@ -96,7 +99,7 @@ def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefi
         partitions_def=partitions,
         kinds=KINDS,
         io_manager_key="warehouse_io_manager",
-        backfill_policy=RANGE_BACKFILL,
+        backfill_policy=backfill,
         description="The day's landed transaction files, typed by the column contract. Added "
         "columns are kept and listed; a missing required column fails with its name.",
     )
@@ -144,7 +147,7 @@ def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefi
         },
         ins={"raw": dg.AssetIn(RAW_TRANSACTIONS)},
         partitions_def=partitions,
-        backfill_policy=RANGE_BACKFILL,
+        backfill_policy=backfill,
         check_specs=[
             _check(CHECK_SCHEMA, "The stored valid rows pass the schema."),
             _check(CHECK_CONSERVATION, "raw rows = valid rows + quarantined rows."),
@@ -185,7 +188,7 @@ def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefi
         partitions_def=partitions,
         kinds=KINDS,
         io_manager_key="warehouse_io_manager",
-        backfill_policy=RANGE_BACKFILL,
+        backfill_policy=backfill,
         description="Fraud outcomes that became known on this day, for transactions of "
         "earlier days.",
     )

@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 
 from ml_assets.data.assets import TRANSACTION_LABELS, VALIDATED_TRANSACTIONS
-from ml_assets.data.partitions import RANGE_BACKFILL, partition_days
+from ml_assets.data.partitions import partition_days
 from ml_assets.features.compute import compute_entity_features
 from ml_assets.features.event_log import retention
 from ml_assets.features.online import write_events
@@ -47,7 +47,10 @@ def features_markdown(feature_set: FeatureSet) -> str:
 
 
 def _feature_asset(
-    feature_set: FeatureSet, key: dg.AssetKey, partitions: dg.PartitionsDefinition
+    feature_set: FeatureSet,
+    key: dg.AssetKey,
+    partitions: dg.PartitionsDefinition,
+    backfill: dg.BackfillPolicy | None,
 ) -> dg.AssetsDefinition:
     days_back = history_days(feature_set.entity)
 
@@ -58,7 +61,7 @@ def _feature_asset(
         kinds=KINDS,
         io_manager_key="warehouse_io_manager",
         ins={"validated": dg.AssetIn(VALIDATED_TRANSACTIONS, partition_mapping=_window(days_back))},
-        backfill_policy=RANGE_BACKFILL,
+        backfill_policy=backfill,
         automation_condition=dg.AutomationCondition.eager(),
         description=f"{feature_set.entity.title()} features after each of the day's events "
         f"(feature set {feature_set.name}); day D reads only D and the {days_back} days "
@@ -101,10 +104,14 @@ def feature_lookback_days(label_delay_max_days: int) -> int:
 
 
 def build_feature_assets(
-    partitions: dg.PartitionsDefinition, label_delay_max_days: int
+    partitions: dg.PartitionsDefinition,
+    label_delay_max_days: int,
+    backfill: dg.BackfillPolicy | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """The features group over `partitions`. Labels of day E refer to transactions of up to
-    `label_delay_max_days` days before E, so the training set reaches that far back."""
+    """The features group over `partitions`, backfilled in ranges by `backfill` (None: a run
+    per day). Labels of day
+    E refer to transactions of up to `label_delay_max_days` days before E, so the training
+    set reaches that far back."""
     label_lookback = label_delay_max_days
     feature_lookback = feature_lookback_days(label_delay_max_days)
 
@@ -126,7 +133,7 @@ def build_feature_assets(
                 MERCHANT_FEATURES_KEY, partition_mapping=_window(feature_lookback)
             ),
         },
-        backfill_policy=RANGE_BACKFILL,
+        backfill_policy=backfill,
         automation_condition=dg.AutomationCondition.eager(),
         description="The labels that arrived on this day, each joined to its transaction and to "
         "the feature values as of just before the transaction (point in time, TTL applied). "
@@ -195,7 +202,7 @@ def build_feature_assets(
         kinds={"sqlite", "redis"},
         ins={"validated": dg.AssetIn(VALIDATED_TRANSACTIONS)},
         pool="online_store",
-        backfill_policy=RANGE_BACKFILL,
+        backfill_policy=backfill,
         automation_condition=dg.AutomationCondition.eager(),
         description="The day's validated events written to the online store under each "
         "feature set's version, then each entity's log compacted. The endpoint keeps the store "
@@ -236,8 +243,8 @@ def build_feature_assets(
         )
 
     return [
-        _feature_asset(CUSTOMER_FEATURES, CUSTOMER_FEATURES_KEY, partitions),
-        _feature_asset(MERCHANT_FEATURES, MERCHANT_FEATURES_KEY, partitions),
+        _feature_asset(CUSTOMER_FEATURES, CUSTOMER_FEATURES_KEY, partitions, backfill),
+        _feature_asset(MERCHANT_FEATURES, MERCHANT_FEATURES_KEY, partitions, backfill),
         training_set,
         online_features,
     ]
