@@ -159,7 +159,7 @@ def launch(client: httpx.Client, days: list[str]) -> str:
 def wait(client: httpx.Client, backfill_id: str, label: str) -> tuple[str, int]:
     """Poll the backfill until it ends, with a bar of materialized asset partitions; returns
     its final status and how many runs it launched."""
-    with tqdm(desc=label, unit="asset-day") as bar:
+    with tqdm(desc=label, unit="asset-day", mininterval=5) as bar:
         while True:
             state = graphql(client, STATUS, id=backfill_id)["partitionBackfillOrError"]
             counts = state["assetBackfillData"]["assetBackfillStatuses"]
