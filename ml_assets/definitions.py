@@ -14,7 +14,7 @@ from ml_assets.automation.promotion_sensor import endpoint_reload_sensor, promot
 from ml_assets.automation.retrain_sensor import drift_retrain_sensor
 from ml_assets.automation.schedules import build_schedules
 from ml_assets.data.assets import build_data_assets
-from ml_assets.data.partitions import daily_partitions
+from ml_assets.data.partitions import daily_partitions, range_backfill
 from ml_assets.executors import build_executor
 from ml_assets.features.assets import build_feature_assets
 from ml_assets.monitoring.assets import build_monitoring_assets
@@ -51,9 +51,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
 def build_assets(settings: Settings) -> list:
     """Every asset of the platform, partitioned from `settings.partitions_start`."""
     partitions = daily_partitions(settings.partitions_start)
+    backfill = range_backfill(settings.backfill_days_per_run)
     return [
-        *build_data_assets(partitions),
-        *build_feature_assets(partitions, settings.label_delay_max_days),
+        *build_data_assets(partitions, backfill),
+        *build_feature_assets(partitions, settings.label_delay_max_days, backfill),
         *model_assets,
         deployed_model,
         *build_monitoring_assets(partitions, settings.label_delay_max_days),

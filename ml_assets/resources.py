@@ -7,10 +7,11 @@ schema, path, data version) without asset code repeating it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import dagster as dg
 import polars as pl
@@ -18,10 +19,11 @@ import polars as pl
 from ml_assets.settings import DecisionThresholds, Settings
 from ml_assets.warehouse import (
     PARTITION_FILE,
-    existing_partitions,
+    concat_partitions,
     file_digest,
     partition_path,
     read_partition,
+    read_partitions,
     write_partition,
 )
 
@@ -36,8 +38,20 @@ def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
     )
 
 
+def _wants_days(context: dg.InputContext) -> bool:
+    """Whether the input is annotated as a mapping of partition key to frame (range runs)."""
+    typing_type = context.dagster_type.typing_type
+    return (get_origin(typing_type) or typing_type) in (dict, Mapping)
+
+
 class WarehouseIOManager(dg.ConfigurableIOManager):
-    """Stores each asset partition as one Parquet file under `<root>/<table>/date=<day>/`."""
+    """Stores each asset partition as one Parquet file under `<root>/<table>/date=<day>/`.
+
+    A run may cover a range of days (the assets' backfill policies): its output is then a
+    mapping of partition key to frame, one atomic file per day, and an input annotated
+    `dict[str, pl.DataFrame]` receives its days by key, so the asset computes each day from
+    exactly the rows a single-day run would read.
+    """
 
     root: str
 
@@ -45,42 +59,68 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def _root(self) -> Path:
         return Path(self.root)
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+    def handle_output(
+        self, context: dg.OutputContext, obj: pl.DataFrame | Mapping[str, pl.DataFrame] | None
+    ) -> None:
         if obj is None:
             return
-        if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
+        table = table_name(context.asset_key)
+        if not context.has_asset_partitions:
+            self._write_day(context, table, None, obj)
+            return
+        keys = list(context.asset_partition_keys)
+        frames = obj if isinstance(obj, Mapping) else {keys[0]: obj} if len(keys) == 1 else None
+        if frames is None or sorted(frames) != sorted(keys):
+            got = sorted(frames) if frames is not None else "one frame"
             raise ValueError(
-                f"{context.asset_key.to_user_string()}: one run writes one daily partition; "
-                f"got {len(context.asset_partition_keys)}. "
-                "Launch a backfill with one run per partition."
+                f"{context.asset_key.to_user_string()}: a run over {keys[0]}..{keys[-1]} must "
+                f"return a frame per partition key ({len(keys)}), got {got}"
             )
-        day = context.asset_partition_key if context.has_asset_partitions else None
-        path = write_partition(self._root, table_name(context.asset_key), day, obj)
-        context.add_output_metadata(
-            {
-                "dagster/row_count": obj.height,
-                "dagster/column_schema": column_schema(obj),
-                "path": dg.MetadataValue.path(str(path)),
-                "data_version": file_digest(path),
-            }
-        )
+        if len(keys) == 1:
+            self._write_day(context, table, keys[0], frames[keys[0]])
+            return
+        for key in keys:
+            # Each day is its own atomic file: a run killed mid-range leaves whole days only.
+            path = write_partition(self._root, table, key, frames[key])
+            context.step_context.add_asset_metadata(
+                _partition_metadata(frames[key], path),
+                asset_key=context.asset_key,
+                partition_key=key,
+            )
+        context.log.info(f"{table}: wrote {len(keys)} partitions {keys[0]}..{keys[-1]}")
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+    def _write_day(
+        self, context: dg.OutputContext, table: str, day: str | None, frame: pl.DataFrame
+    ) -> None:
+        path = write_partition(self._root, table, day, frame)
+        context.add_output_metadata(_partition_metadata(frame, path))
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | dict[str, pl.DataFrame]:
         table = table_name(context.asset_key)
         if not context.has_asset_partitions:
             return read_partition(self._root, table, None)
         keys = context.asset_partition_keys
-        if len(keys) == 1:
+        if len(keys) == 1 and not _wants_days(context):
             return read_partition(self._root, table, keys[0])
-        # A window of days (rolling features, training windows): days before the data
-        # began simply have no file; say how many were found so a short history shows.
-        paths = existing_partitions(self._root, table, keys)
+        # A window or range of days: days before the data began simply have no file; say how
+        # many were found so a short history shows.
+        frames = read_partitions(self._root, table, keys)
         context.log.info(
-            f"{table}: read {len(paths)} of {len(keys)} partitions {keys[0]}..{keys[-1]}"
+            f"{table}: read {len(frames)} of {len(keys)} partitions {keys[0]}..{keys[-1]}"
         )
-        if not paths:
+        if not frames:
             raise FileNotFoundError(f"{table} has none of the partitions {keys[0]}..{keys[-1]}")
-        return pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
+        return frames if _wants_days(context) else concat_partitions(frames.values())
+
+
+def _partition_metadata(frame: pl.DataFrame, path: Path) -> dict[str, Any]:
+    """What every stored partition says about itself: rows, columns, file and data version."""
+    return {
+        "dagster/row_count": frame.height,
+        "dagster/column_schema": column_schema(frame),
+        "path": dg.MetadataValue.path(str(path)),
+        "data_version": file_digest(path),
+    }
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -126,9 +166,7 @@ class WarehouseReader(dg.ConfigurableResource):
 
     def read(self, table: str, days: list[str]) -> pl.DataFrame:
         """The named partitions of a table, concatenated (a model's training window)."""
-        return pl.concat(
-            [read_partition(Path(self.root), table, d) for d in days], how="diagonal_relaxed"
-        )
+        return concat_partitions(read_partition(Path(self.root), table, d) for d in days)
 
     def partition_digests(self, table: str, days: list[str]) -> dict[str, str]:
         """Content hash of each existing partition: the data versions an output was built from."""
@@ -212,6 +250,7 @@ class SettingsResource(dg.ConfigurableResource):
     online_store_url: str
     max_event_lag_s: float
     executor: str
+    backfill_days_per_run: int
     review_low: float
     decline_at: float
 

@@ -68,6 +68,8 @@ class Settings:
     # Late events: how far behind the clock an event may be scored or posted (the online
     # store keeps each entity's events that much longer than its features need)
     max_event_lag_s: float = 7 * 86_400.0
+    # Backfills: days one run covers (data and features); 1 = one run per day
+    backfill_days_per_run: int = 31
     # Decisions, the same for the endpoint and for batch scoring
     decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
     # Where a run's steps execute: `multiprocess` (one machine) or `k8s` (a pod per step)
@@ -99,6 +101,9 @@ class Settings:
             ),
             online_store_url=_env("ONLINE_STORE_URL", default.online_store_url),
             max_event_lag_s=float(_env("ML_ASSETS_MAX_EVENT_LAG_S", default.max_event_lag_s)),
+            backfill_days_per_run=int(
+                _env("ML_ASSETS_BACKFILL_DAYS_PER_RUN", default.backfill_days_per_run)
+            ),
             decisions=DecisionThresholds.from_env(),
             executor=_env("ML_ASSETS_EXECUTOR", default.executor),
         )

@@ -1,23 +1,25 @@
 """Data assets: landed files -> raw -> validated + quarantined, and the labels of each day."""
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
 
 from ml_assets.data.landing import landing_fingerprint, read_labels, read_transactions
-from ml_assets.data.partitions import partition_day
+from ml_assets.data.partitions import partition_days
 from ml_assets.data.quality import (
     Outcome,
+    combined_outcome,
     conservation_outcome,
     null_rates_outcome,
     quarantine_share_outcome,
     row_count_outcome,
     schema_outcome,
 )
-from ml_assets.data.validation import split_valid_quarantine
+from ml_assets.data.validation import ValidationSplit, split_valid_quarantine
 from ml_assets.resources import LandingZone, SettingsResource, WarehouseReader, table_name
+from ml_assets.warehouse import window_frame
 
 RAW_TRANSACTIONS = dg.AssetKey("raw_transactions")
 VALIDATED_TRANSACTIONS = dg.AssetKey("validated_transactions")
@@ -53,8 +55,43 @@ def _result(name: str, outcome: Outcome) -> dg.AssetCheckResult:
     )
 
 
-def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The data group over `partitions` (built by `build_definitions` from the settings)."""
+def top_reasons_markdown(quarantined: pl.DataFrame) -> str:
+    """The ten commonest quarantine reasons of a day, as a markdown table."""
+    reasons = quarantined.group_by("quarantine_reason").len().sort("len", descending=True).head(10)
+    return "| reason | rows |\n|---|---|\n" + "\n".join(
+        f"| {r} | {n} |" for r, n in reasons.iter_rows()
+    )
+
+
+def day_outcomes(
+    day: date,
+    raw_rows: int,
+    split: ValidationSplit,
+    warehouse: WarehouseReader,
+    settings: SettingsResource,
+) -> dict[str, Outcome]:
+    """The five data-quality outcomes of one validated day, by check name."""
+    trailing_days = [
+        day - timedelta(days=i) for i in range(1, settings.row_count_trailing_days + 1)
+    ]
+    trailing = warehouse.partition_row_counts(table_name(RAW_TRANSACTIONS), trailing_days)
+    valid, quarantined = split.valid.height, split.quarantined.height
+    return {
+        CHECK_SCHEMA: schema_outcome(split.valid, day),
+        CHECK_CONSERVATION: conservation_outcome(raw_rows, valid, quarantined),
+        CHECK_QUARANTINE_SHARE: quarantine_share_outcome(
+            valid, quarantined, settings.max_quarantine_share
+        ),
+        CHECK_ROW_COUNT: row_count_outcome(raw_rows, trailing, settings.row_count_tolerance),
+        CHECK_NULL_RATES: null_rates_outcome(split.valid, settings.max_null_share),
+    }
+
+
+def build_data_assets(
+    partitions: dg.PartitionsDefinition, backfill: dg.BackfillPolicy | None = None
+) -> list[dg.AssetsDefinition]:
+    """The data group over `partitions`, backfilled in ranges by `backfill` (None: a run per
+    day), both built by `build_definitions` from the settings."""
 
     @dg.asset(
         key=RAW_TRANSACTIONS,
@@ -62,26 +99,32 @@ def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefi
         partitions_def=partitions,
         kinds=KINDS,
         io_manager_key="warehouse_io_manager",
+        backfill_policy=backfill,
         description="The day's landed transaction files, typed by the column contract. Added "
         "columns are kept and listed; a missing required column fails with its name.",
     )
     def raw_transactions(
         context: dg.AssetExecutionContext, landing: LandingZone
-    ) -> dg.Output[pl.DataFrame]:
-        day = partition_day(context)
-        read = read_transactions(landing.root, day)
-        context.log.info(f"read {read.frame.height} rows from {len(read.files)} file(s) for {day}")
-        if read.added_columns:
-            context.log.warning(f"columns beyond the contract, kept: {read.added_columns}")
-        return dg.Output(
-            read.frame,
-            metadata={
-                "files": [str(p) for p in read.files],
-                LANDING_FINGERPRINT: landing_fingerprint(landing.root, day),
-                "added_columns": read.added_columns,
-                "absent_optional_columns": read.absent_optional_columns,
-            },
-        )
+    ) -> dict[str, pl.DataFrame]:
+        frames = {}
+        for day in partition_days(context):
+            read = read_transactions(landing.root, day)
+            context.log.info(
+                f"read {read.frame.height} rows from {len(read.files)} file(s) for {day}"
+            )
+            if read.added_columns:
+                context.log.warning(f"columns beyond the contract, kept: {read.added_columns}")
+            context.add_asset_metadata(
+                {
+                    "files": [str(p) for p in read.files],
+                    LANDING_FINGERPRINT: landing_fingerprint(landing.root, day),
+                    "added_columns": read.added_columns,
+                    "absent_optional_columns": read.absent_optional_columns,
+                },
+                partition_key=day.isoformat(),
+            )
+            frames[day.isoformat()] = read.frame
+        return frames
 
     @dg.multi_asset(
         outs={
@@ -104,6 +147,7 @@ def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefi
         },
         ins={"raw": dg.AssetIn(RAW_TRANSACTIONS)},
         partitions_def=partitions,
+        backfill_policy=backfill,
         check_specs=[
             _check(CHECK_SCHEMA, "The stored valid rows pass the schema."),
             _check(CHECK_CONSERVATION, "raw rows = valid rows + quarantined rows."),
@@ -114,51 +158,29 @@ def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefi
     )
     def validated_and_quarantined_transactions(
         context: dg.AssetExecutionContext,
-        raw: pl.DataFrame,
+        raw: dict[str, pl.DataFrame],
         warehouse: WarehouseReader,
         settings: SettingsResource,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        day = partition_day(context)
-        split = split_valid_quarantine(raw, day)
-        context.log.info(
-            f"{day}: {split.valid.height} valid, {split.quarantined.height} quarantined"
-        )
-        reasons = (
-            split.quarantined.group_by("quarantine_reason")
-            .len()
-            .sort("len", descending=True)
-            .head(10)
-        )
-        yield dg.Output(split.valid, output_name="validated_transactions")
-        yield dg.Output(
-            split.quarantined,
-            output_name="quarantined_transactions",
-            metadata={
-                "top_reasons": dg.MetadataValue.md(
-                    "| reason | rows |\n|---|---|\n"
-                    + "\n".join(f"| {r} | {n} |" for r, n in reasons.iter_rows())
-                )
-            },
-        )
-        trailing_days = [
-            day - timedelta(days=i) for i in range(1, settings.row_count_trailing_days + 1)
-        ]
-        trailing = warehouse.partition_row_counts(table_name(RAW_TRANSACTIONS), trailing_days)
-        yield _result(CHECK_SCHEMA, schema_outcome(split.valid, day))
-        yield _result(
-            CHECK_CONSERVATION,
-            conservation_outcome(raw.height, split.valid.height, split.quarantined.height),
-        )
-        yield _result(
-            CHECK_QUARANTINE_SHARE,
-            quarantine_share_outcome(
-                split.valid.height, split.quarantined.height, settings.max_quarantine_share
-            ),
-        )
-        yield _result(
-            CHECK_ROW_COUNT, row_count_outcome(raw.height, trailing, settings.row_count_tolerance)
-        )
-        yield _result(CHECK_NULL_RATES, null_rates_outcome(split.valid, settings.max_null_share))
+        valid, quarantined, outcomes = {}, {}, {}
+        for day in partition_days(context):
+            key = day.isoformat()
+            day_raw = window_frame(raw, table_name(RAW_TRANSACTIONS), day, 0)
+            split = split_valid_quarantine(day_raw, day)
+            context.log.info(
+                f"{day}: {split.valid.height} valid, {split.quarantined.height} quarantined"
+            )
+            valid[key], quarantined[key] = split.valid, split.quarantined
+            context.add_asset_metadata(
+                {"top_reasons": dg.MetadataValue.md(top_reasons_markdown(split.quarantined))},
+                asset_key=QUARANTINED_TRANSACTIONS,
+                partition_key=key,
+            )
+            outcomes[day] = day_outcomes(day, day_raw.height, split, warehouse, settings)
+        yield dg.Output(valid, output_name="validated_transactions")
+        yield dg.Output(quarantined, output_name="quarantined_transactions")
+        for name in outcomes[min(outcomes)]:
+            yield _result(name, combined_outcome({d: o[name] for d, o in outcomes.items()}))
 
     @dg.asset(
         key=TRANSACTION_LABELS,
@@ -166,20 +188,24 @@ def build_data_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefi
         partitions_def=partitions,
         kinds=KINDS,
         io_manager_key="warehouse_io_manager",
+        backfill_policy=backfill,
         description="Fraud outcomes that became known on this day, for transactions of "
         "earlier days.",
     )
     def transaction_labels(
         context: dg.AssetExecutionContext, landing: LandingZone
-    ) -> dg.Output[pl.DataFrame]:
-        day = partition_day(context)
-        read = read_labels(landing.root, day)
-        if not read.files:
-            context.log.warning(f"no label file landed for {day}: no labels arrived that day")
-        fraud = int(read.frame["is_fraud"].sum()) if read.frame.height else 0
-        return dg.Output(
-            read.frame,
-            metadata={"files": [str(p) for p in read.files], "fraud_labels": fraud},
-        )
+    ) -> dict[str, pl.DataFrame]:
+        frames = {}
+        for day in partition_days(context):
+            read = read_labels(landing.root, day)
+            if not read.files:
+                context.log.warning(f"no label file landed for {day}: no labels arrived that day")
+            fraud = int(read.frame["is_fraud"].sum()) if read.frame.height else 0
+            context.add_asset_metadata(
+                {"files": [str(p) for p in read.files], "fraud_labels": fraud},
+                partition_key=day.isoformat(),
+            )
+            frames[day.isoformat()] = read.frame
+        return frames
 
     return [raw_transactions, validated_and_quarantined_transactions, transaction_labels]

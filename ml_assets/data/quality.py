@@ -93,3 +93,24 @@ def null_rates_outcome(valid: pl.DataFrame, max_share: float) -> Outcome:
         description=f"worst null share {shares[worst]:.3%} in {worst}" if worst else "no rows",
         metadata={"null_rates": table, "ceiling": max_share},
     )
+
+
+def combined_outcome(by_day: dict[date, Outcome]) -> Outcome:
+    """One check result for a run over several days (a backfill range): it passes only if
+    every day passes, and names the days that did not. A single day's outcome is unchanged."""
+    if len(by_day) == 1:
+        return next(iter(by_day.values()))
+    failed = [day for day, outcome in by_day.items() if not outcome.passed]
+    first, last = min(by_day), max(by_day)
+    table = "| day | passed | result |\n|---|---|---|\n" + "\n".join(
+        f"| {day} | {outcome.passed} | {outcome.description} |"
+        for day, outcome in sorted(by_day.items())
+    )
+    return Outcome(
+        passed=not failed,
+        description=f"{len(failed)} of {len(by_day)} days failed ({first}..{last}): "
+        + ", ".join(str(day) for day in failed)
+        if failed
+        else f"all {len(by_day)} days pass ({first}..{last})",
+        metadata={"days": len(by_day), "failed_days": [str(d) for d in failed], "by_day": table},
+    )

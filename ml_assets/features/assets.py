@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 
 from ml_assets.data.assets import TRANSACTION_LABELS, VALIDATED_TRANSACTIONS
-from ml_assets.data.partitions import partition_day
+from ml_assets.data.partitions import partition_days
 from ml_assets.features.compute import compute_entity_features
 from ml_assets.features.event_log import retention
 from ml_assets.features.online import write_events
@@ -23,6 +23,7 @@ from ml_assets.resources import (
     WarehouseReader,
     table_name,
 )
+from ml_assets.warehouse import window_frame, window_keys
 
 CUSTOMER_FEATURES_KEY = dg.AssetKey("customer_features")
 MERCHANT_FEATURES_KEY = dg.AssetKey("merchant_features")
@@ -46,7 +47,10 @@ def features_markdown(feature_set: FeatureSet) -> str:
 
 
 def _feature_asset(
-    feature_set: FeatureSet, key: dg.AssetKey, partitions: dg.PartitionsDefinition
+    feature_set: FeatureSet,
+    key: dg.AssetKey,
+    partitions: dg.PartitionsDefinition,
+    backfill: dg.BackfillPolicy | None,
 ) -> dg.AssetsDefinition:
     days_back = history_days(feature_set.entity)
 
@@ -57,25 +61,34 @@ def _feature_asset(
         kinds=KINDS,
         io_manager_key="warehouse_io_manager",
         ins={"validated": dg.AssetIn(VALIDATED_TRANSACTIONS, partition_mapping=_window(days_back))},
+        backfill_policy=backfill,
         automation_condition=dg.AutomationCondition.eager(),
         description=f"{feature_set.entity.title()} features after each of the day's events "
         f"(feature set {feature_set.name}); day D reads only D and the {days_back} days "
         "before it, so a new day costs the same however long the history.",
     )
-    def _asset(context: dg.AssetExecutionContext, validated: pl.DataFrame) -> dg.Output:
-        day = partition_day(context)
-        features = compute_entity_features(validated, feature_set, day)
-        context.log.info(
-            f"{feature_set.name} {day}: {features.height} rows from {validated.height} events"
-        )
+    def _asset(
+        context: dg.AssetExecutionContext, validated: dict[str, pl.DataFrame]
+    ) -> dg.Output[dict[str, pl.DataFrame]]:
+        by_day = {}
+        for day in partition_days(context):
+            # The same days, hence the same rows, as a single-day run of `day` reads.
+            events = window_frame(validated, table_name(VALIDATED_TRANSACTIONS), day, days_back)
+            features = compute_entity_features(events, feature_set, day)
+            context.log.info(
+                f"{feature_set.name} {day}: {features.height} rows from {events.height} events"
+            )
+            context.add_asset_metadata(
+                {"events_read": events.height, "entities": features[feature_set.key].n_unique()},
+                partition_key=day.isoformat(),
+            )
+            by_day[day.isoformat()] = features
         return dg.Output(
-            features,
+            by_day,
             metadata={
                 "feature_set_version": feature_set.version,
                 "features": dg.MetadataValue.md(features_markdown(feature_set)),
-                "events_read": validated.height,
                 "history_days": days_back,
-                "entities": features[feature_set.key].n_unique(),
             },
         )
 
@@ -91,10 +104,14 @@ def feature_lookback_days(label_delay_max_days: int) -> int:
 
 
 def build_feature_assets(
-    partitions: dg.PartitionsDefinition, label_delay_max_days: int
+    partitions: dg.PartitionsDefinition,
+    label_delay_max_days: int,
+    backfill: dg.BackfillPolicy | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """The features group over `partitions`. Labels of day E refer to transactions of up to
-    `label_delay_max_days` days before E, so the training set reaches that far back."""
+    """The features group over `partitions`, backfilled in ranges by `backfill` (None: a run
+    per day). Labels of day
+    E refer to transactions of up to `label_delay_max_days` days before E, so the training
+    set reaches that far back."""
     label_lookback = label_delay_max_days
     feature_lookback = feature_lookback_days(label_delay_max_days)
 
@@ -116,6 +133,7 @@ def build_feature_assets(
                 MERCHANT_FEATURES_KEY, partition_mapping=_window(feature_lookback)
             ),
         },
+        backfill_policy=backfill,
         automation_condition=dg.AutomationCondition.eager(),
         description="The labels that arrived on this day, each joined to its transaction and to "
         "the feature values as of just before the transaction (point in time, TTL applied). "
@@ -123,43 +141,57 @@ def build_feature_assets(
     )
     def training_set(
         context: dg.AssetExecutionContext,
-        labels: pl.DataFrame,
-        transactions: pl.DataFrame,
-        customer: pl.DataFrame,
-        merchant: pl.DataFrame,
+        labels: dict[str, pl.DataFrame],
+        transactions: dict[str, pl.DataFrame],
+        customer: dict[str, pl.DataFrame],
+        merchant: dict[str, pl.DataFrame],
         warehouse: WarehouseReader,
-    ) -> dg.Output:
-        day = partition_day(context)
-        built = build_training_set(
-            labels, transactions, {CUSTOMER_FEATURES: customer, MERCHANT_FEATURES: merchant}
-        )
-        context.log.info(
-            f"training_set {day}: {built.frame.height} labelled rows, "
-            f"{built.unmatched_labels} labels "
-            "without a validated transaction"
-        )
-        lineage = {
-            table_name(key): warehouse.partition_digests(
-                table_name(key), context.asset_partition_keys_for_input(name)
-            )
-            for key, name in (
-                (TRANSACTION_LABELS, "labels"),
-                (VALIDATED_TRANSACTIONS, "transactions"),
-                (CUSTOMER_FEATURES_KEY, "customer"),
-                (MERCHANT_FEATURES_KEY, "merchant"),
-            )
+    ) -> dg.Output[dict[str, pl.DataFrame]]:
+        # Each input with the days back a single-day run of a label day reads of it.
+        inputs = {
+            "labels": (TRANSACTION_LABELS, labels, 0),
+            "transactions": (VALIDATED_TRANSACTIONS, transactions, label_lookback),
+            "customer": (CUSTOMER_FEATURES_KEY, customer, feature_lookback),
+            "merchant": (MERCHANT_FEATURES_KEY, merchant, feature_lookback),
         }
+        by_day = {}
+        for day in partition_days(context):
+            rows = {
+                name: window_frame(frames, table_name(key), day, back)
+                for name, (key, frames, back) in inputs.items()
+            }
+            built = build_training_set(
+                rows["labels"],
+                rows["transactions"],
+                {CUSTOMER_FEATURES: rows["customer"], MERCHANT_FEATURES: rows["merchant"]},
+            )
+            context.log.info(
+                f"training_set {day}: {built.frame.height} labelled rows, "
+                f"{built.unmatched_labels} labels without a validated transaction"
+            )
+            lineage = {
+                table_name(key): warehouse.partition_digests(
+                    table_name(key), window_keys(day, back)
+                )
+                for key, _, back in inputs.values()
+            }
+            context.add_asset_metadata(
+                {
+                    "input_data_versions": lineage,
+                    "fraud_rate": built.fraud_rate,
+                    "unmatched_labels": built.unmatched_labels,
+                    "feature_coverage": dg.MetadataValue.md(built.coverage_markdown()),
+                },
+                partition_key=day.isoformat(),
+            )
+            by_day[day.isoformat()] = built.frame
         return dg.Output(
-            built.frame,
+            by_day,
             metadata={
                 "feature_versions": {
                     fs.name: fs.version for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)
                 }
                 | feature_versions(),
-                "input_data_versions": lineage,
-                "fraud_rate": built.fraud_rate,
-                "unmatched_labels": built.unmatched_labels,
-                "feature_coverage": dg.MetadataValue.md(built.coverage_markdown()),
             },
         )
 
@@ -170,6 +202,7 @@ def build_feature_assets(
         kinds={"sqlite", "redis"},
         ins={"validated": dg.AssetIn(VALIDATED_TRANSACTIONS)},
         pool="online_store",
+        backfill_policy=backfill,
         automation_condition=dg.AutomationCondition.eager(),
         description="The day's validated events written to the online store under each "
         "feature set's version, then each entity's log compacted. The endpoint keeps the store "
@@ -178,24 +211,29 @@ def build_feature_assets(
     )
     def online_features(
         context: dg.AssetExecutionContext,
-        validated: pl.DataFrame,
+        validated: dict[str, pl.DataFrame],
         online_store: OnlineStoreResource,
         settings: SettingsResource,
     ) -> dg.MaterializeResult:
         lateness_us = int(settings.max_event_lag_s * 1e6)
         store = online_store.open()
         try:
-            written = {
-                fs.name: write_events(store, fs, validated, lateness_us)
-                for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)
-            }
+            # Day by day in order, as a sequence of single-day runs would write them.
+            for day in partition_days(context):
+                events = window_frame(validated, table_name(VALIDATED_TRANSACTIONS), day, 0)
+                written = {
+                    fs.name: write_events(store, fs, events, lateness_us)
+                    for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)
+                }
+                context.log.info(f"online store {store!r}: {events.height} events for {written}")
+                context.add_asset_metadata(
+                    {"events": events.height, "entities_written": written},
+                    partition_key=day.isoformat(),
+                )
         finally:
             store.close()
-        context.log.info(f"online store {store!r}: {validated.height} events for {written}")
         return dg.MaterializeResult(
             metadata={
-                "events": validated.height,
-                "entities_written": written,
                 "versions": {fs.name: fs.version for fs in (CUSTOMER_FEATURES, MERCHANT_FEATURES)},
                 "store": repr(store),
                 "retention": {
@@ -205,8 +243,8 @@ def build_feature_assets(
         )
 
     return [
-        _feature_asset(CUSTOMER_FEATURES, CUSTOMER_FEATURES_KEY, partitions),
-        _feature_asset(MERCHANT_FEATURES, MERCHANT_FEATURES_KEY, partitions),
+        _feature_asset(CUSTOMER_FEATURES, CUSTOMER_FEATURES_KEY, partitions, backfill),
+        _feature_asset(MERCHANT_FEATURES, MERCHANT_FEATURES_KEY, partitions, backfill),
         training_set,
         online_features,
     ]

@@ -92,6 +92,21 @@ class Platform:
             )
         return result
 
+    def materialize_range(self, selection, first: str, last: str) -> dg.ExecuteInProcessResult:
+        """One in-process run of `selection` over the days `first..last`, as a backfill run
+        of the assets' range policy executes it; a failure is returned, not raised."""
+        return dg.materialize(
+            build_assets(self.settings),
+            selection=selection,
+            tags={
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last,
+            },
+            resources=build_resources(self.settings),
+            instance=self.instance,
+            raise_on_error=False,
+        )
+
     def metadata(self, key: dg.AssetKey, day: str | None = None) -> dict[str, object]:
         """The metadata values of `key`'s latest materialization (of partition `day`)."""
         records = self.instance.fetch_materializations(
@@ -153,9 +168,11 @@ def platform_for(
     rows_per_day: int = ROWS_PER_DAY,
     scenarios: Sequence[Scenario] = (),
     daily: dg.AssetSelection = DATA_AND_FEATURES,
+    one_run: bool = False,
 ) -> Iterator[Platform]:
     """Land `days` generated days from `start` under `home` (with `scenarios` switched on)
-    and materialize `daily` for each; the environment points at `home` until the block ends."""
+    and materialize `daily` for each (all days in one range run with `one_run`, as a
+    backfill does); the environment points at `home` until the block ends."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ML_ASSETS_HOME", str(home / "data"))
         env.setenv("ML_ASSETS_TRANSACTIONS_PER_DAY", str(rows_per_day))
@@ -168,7 +185,11 @@ def platform_for(
                 transactions_per_day=rows_per_day, scenarios=tuple(scenarios)
             )
             list(land_days(settings.landing_dir, start, days, generator))
-            for day in day_keys(start, days):
-                result = platform.materialize(daily, partition=day)
+            keys = day_keys(start, days)
+            if one_run:
+                results = iter([platform.materialize_range(daily, keys[0], keys[-1])])
+            else:
+                results = (platform.materialize(daily, partition=day) for day in keys)
+            for result in results:
                 assert result.success, failures(result)
             yield platform
