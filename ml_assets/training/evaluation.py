@@ -17,6 +17,7 @@ import polars as pl
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.metrics import log_loss as _log_loss
 
+from ml_assets.training.calibration import expected_calibration_error
 from ml_assets.training.model_contracts import FraudModel
 from ml_assets.training.model_inputs import AMOUNT_COLUMN, LABEL_COLUMN, TRUTH_COLUMN
 
@@ -35,17 +36,6 @@ def pr_auc(y: np.ndarray, p: np.ndarray) -> float | None:
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(_log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Row-weighted mean |observed rate - mean score| over equal-width score bins."""
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    observed = np.bincount(index, weights=y, minlength=bins)
-    predicted = np.bincount(index, weights=p, minlength=bins)
-    used = counts > 0
-    gaps = np.abs(observed[used] - predicted[used]) / counts[used]
-    return float((gaps * counts[used]).sum() / counts.sum())
 
 
 def bayes_auc(frame: pl.DataFrame) -> float | None:
