@@ -87,10 +87,9 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> Calibration:
 def calibrate_student(student: StudentModel, rows: Rows, labels: np.ndarray) -> StudentModel:
     """`student` with a temperature fitted on `rows` (days its weights did not fit on), and
     the ECE there before and after in its `info` (logged with its MLflow run)."""
-    logits = student.logits_numpy(student.features(rows))
-    calibration = fit_temperature(logits, labels)
-    before = expected_calibration_error(labels, IDENTITY.probabilities(logits))
-    after = expected_calibration_error(labels, calibration.probabilities(logits))
+    calibration = fit_temperature(student.logits_numpy(student.features(rows)), labels)
+    calibrated = replace(student, calibration=calibration)
+    before, after = ece_before_after(calibrated, rows, labels)
     info = {
         **student.info,
         "calibration_temperature": calibration.temperature,
@@ -98,4 +97,13 @@ def calibrate_student(student: StudentModel, rows: Rows, labels: np.ndarray) -> 
         "calibration_ece_before": before,
         "calibration_ece_after": after,
     }
-    return replace(student, calibration=calibration, info=info)
+    return replace(calibrated, info=info)
+
+
+def ece_before_after(student: StudentModel, rows: Rows, labels: np.ndarray) -> tuple[float, float]:
+    """The ECE of `student` on `rows` without its calibration and with it."""
+    logits = student.logits_numpy(student.features(rows))
+    return (
+        expected_calibration_error(labels, IDENTITY.probabilities(logits)),
+        expected_calibration_error(labels, student.calibration.probabilities(logits)),
+    )

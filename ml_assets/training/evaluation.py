@@ -68,6 +68,10 @@ class SliceMetrics:
     pr_auc: float | None
 
 
+def _slice_values(frame: pl.DataFrame, column: str) -> np.ndarray:
+    return frame[column].fill_null("<null>").cast(pl.String).to_numpy()
+
+
 def metrics_by_slice(
     frame: pl.DataFrame, p: np.ndarray, columns: Sequence[str] = SLICE_COLUMNS
 ) -> list[SliceMetrics]:
@@ -75,7 +79,7 @@ def metrics_by_slice(
     y = _labels(frame)
     out = []
     for column in columns:
-        values = frame[column].fill_null("<null>").cast(pl.String).to_numpy()
+        values = _slice_values(frame, column)
         for value in sorted(set(values)):
             mask = values == value
             out.append(
@@ -261,6 +265,9 @@ class Evaluation:
     rows: int
     days: tuple[str, ...] = ()
     scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    # The rows' labels and slice values, so the gates can bound the figures by resampling.
+    labels: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
+    slice_values: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def model(self, name: str) -> ModelMetrics:
         if name not in ("teacher", "student"):
@@ -326,4 +333,6 @@ def evaluate_models(
         rows=frame.height,
         days=days,
         scores={"teacher": teacher_p, "student": student_p},
+        labels=y,
+        slice_values={c: _slice_values(frame, c) for c in slice_columns},
     )
