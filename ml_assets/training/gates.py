@@ -112,8 +112,7 @@ def _judge(figure: _Figure, bounds: Bounds, threshold: float, lenient: bool) -> 
         f"{figure.name}: {figure.what} {bounds.estimate:.4f} "
         f"{_relation(figure, bounds.estimate, threshold)}; {side} {bounds.percent} bound "
         f"{bound:.4f} {op} {threshold:.4f} (bias-corrected bootstrap, {bounds.resamples} "
-        f"resamples): "
-        f"{'passes' if ok else 'fails'}"
+        f"resamples): {'passes' if ok else 'fails'}"
     )
     return GateResult(figure.name, ok, bounds.estimate, threshold, message, bound,
                       bounds.low, bounds.high)  # fmt: skip
