@@ -117,7 +117,7 @@ def test_champion_gate_compares_on_the_same_rows(trained, good) -> None:
     bounded = evaluate_gates(worse, champion_metrics=champion, champion_scores=scores)
     result = next(r for r in bounded if r.name == CHAMPION_REGRESSION)
     assert not result.passed and result.value > 0.005 and result.lower_bound > 0.005
-    assert "above the allowed" in result.message and "upper 95% bound" in result.message
+    assert "above the allowed" in result.message and "lower 95% bound" in result.message
     # Without the champion's scores the point is compared, and the message says so.
     point = next(r for r in evaluate_gates(worse, champion_metrics=champion)
                  if r.name == CHAMPION_REGRESSION)  # fmt: skip
@@ -170,40 +170,47 @@ def test_ece_past_max_by_noise_alone_passes_and_a_real_miscalibration_fails() ->
     rows = _known_rows()
     calibrated = _gate(rows, "calibrated", MAX_ECE)
     # A max just under what the perfectly calibrated scores measure: the point estimate is
-    # over it by sampling noise only (ECE's upward bias), and the old point rule failed it.
+    # over it by sampling noise only, and the old point rule failed it.
     limit = round(0.9 * calibrated.value, 4)
     assert calibrated.value > limit
     noise = _gate(rows, "calibrated", MAX_ECE, max_ece=limit)
     assert noise.passed, noise.message
-    assert noise.bound == noise.upper_bound <= limit < noise.value
-    assert "above max" in noise.message and f"upper 95% bound {noise.bound:.4f} <=" in noise.message
+    assert noise.bound == noise.lower_bound <= limit < noise.value
+    assert "above max" in noise.message and f"lower 95% bound {noise.bound:.4f} <=" in noise.message
 
     real = _gate(rows, "overconfident", MAX_ECE, max_ece=limit)
     assert real.value > 2 * limit  # the known effect: about 0.03
-    assert not real.passed and real.lower_bound > limit  # shown beyond, not only unsure
-    assert f"upper 95% bound {real.bound:.4f} > {limit:.4f}" in real.message
-    lenient = _gate(rows, "overconfident", MAX_ECE, max_ece=limit, benefit_of_doubt=True)
-    assert not lenient.passed and lenient.bound == lenient.lower_bound
+    assert not real.passed and real.bound == real.lower_bound > limit
+    assert f"lower 95% bound {real.bound:.4f} > {limit:.4f}" in real.message
 
 
-def test_auc_floor_judges_the_lower_bound_unless_given_the_benefit_of_doubt() -> None:
+def test_without_benefit_of_doubt_the_candidate_must_show_it_is_within() -> None:
     rows = _known_rows()
-    best = _gate(rows, "calibrated", MIN_AUC)
+    limit = round(0.9 * _gate(rows, "calibrated", MAX_ECE).value, 4)
+    # The upper bound is bias-corrected: the calibrated scores pass even so ...
+    noise = _gate(rows, "calibrated", MAX_ECE, max_ece=limit, benefit_of_doubt=False)
+    assert noise.passed and noise.bound == noise.upper_bound <= limit < noise.value
+    assert f"upper 95% bound {noise.bound:.4f} <= {limit:.4f}" in noise.message
+    real = _gate(rows, "overconfident", MAX_ECE, max_ece=limit, benefit_of_doubt=False)
+    assert not real.passed and f"upper 95% bound {real.bound:.4f} > {limit:.4f}" in real.message
+    # ... but an AUC under its floor by noise now fails: its lower bound is below.
+    floor = round(_gate(rows, "calibrated", MIN_AUC).value + 0.005, 4)
+    unsure = _gate(rows, "calibrated", MIN_AUC, min_auc=floor, benefit_of_doubt=False)
+    assert not unsure.passed
+    assert f"lower 95% bound {unsure.bound:.4f} < {floor:.4f}" in unsure.message
+
+
+def test_auc_under_its_floor_by_noise_passes_and_a_truly_worse_model_fails() -> None:
+    rows = _known_rows()
     # The Bayes scores against a floor 0.005 above what they measure: under by noise.
-    floor = round(best.value + 0.005, 4)
-    unsure = _gate(rows, "calibrated", MIN_AUC, min_auc=floor)
-    assert not unsure.passed and f"lower 95% bound {unsure.bound:.4f} < {floor:.4f}" in (
-        unsure.message
-    )
-    doubt = _gate(rows, "calibrated", MIN_AUC, min_auc=floor, benefit_of_doubt=True)
-    assert doubt.value < floor and doubt.passed, doubt.message
-    assert f"upper 95% bound {doubt.bound:.4f} >= {floor:.4f}" in doubt.message
-    # A truly worse model (the blur's known effect) fails under either rule.
-    worse = _gate(rows, "noisy", MIN_AUC, min_auc=floor, benefit_of_doubt=True)
-    assert worse.value < floor - 0.05
-    assert not worse.passed and worse.upper_bound < floor
-    # Comfortably above the floor: passes under the strict rule.
-    assert _gate(rows, "calibrated", MIN_AUC, min_auc=round(best.value - 0.05, 4)).passed
+    floor = round(_gate(rows, "calibrated", MIN_AUC).value + 0.005, 4)
+    noise = _gate(rows, "calibrated", MIN_AUC, min_auc=floor)
+    assert noise.value < floor and noise.passed, noise.message
+    assert f"upper 95% bound {noise.bound:.4f} >= {floor:.4f}" in noise.message
+    worse = _gate(rows, "noisy", MIN_AUC, min_auc=floor)
+    assert worse.value < floor - 0.05  # the known effect of the blur
+    assert not worse.passed and worse.bound == worse.upper_bound < floor
+    assert f"upper 95% bound {worse.bound:.4f} < {floor:.4f}" in worse.message
 
 
 def test_bounds_are_seeded(trained, good) -> None:
