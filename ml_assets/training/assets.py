@@ -11,7 +11,8 @@ import polars as pl
 from ml_assets.features.assets import TRAINING_SET
 from ml_assets.features.registry import feature_versions
 from ml_assets.resources import MlflowResource, WarehouseReader, table_name
-from ml_assets.training.evaluation import Evaluation, evaluate_model, evaluate_models
+from ml_assets.training.calibration import ece_before_after
+from ml_assets.training.evaluation import Evaluation, evaluate_models, score_metrics
 from ml_assets.training.evaluation_logging import ARTIFACT_DIR, log_evaluation
 from ml_assets.training.gates import GATE_NAMES, GateResult, GateThresholds, evaluate_gates
 from ml_assets.training.model_contracts import EvaluationOutcome, ModelRef
@@ -64,6 +65,11 @@ class GateConfig(dg.Config):
     slice_auc_floor: float = GateThresholds.slice_auc_floor
     max_ece: float = GateThresholds.max_ece
     max_regression_vs_champion: float = GateThresholds.max_regression_vs_champion
+    # Gates compare a one-sided bootstrap bound at `confidence` with each threshold.
+    confidence: float = GateThresholds.confidence
+    bootstrap_resamples: int = GateThresholds.bootstrap_resamples
+    bootstrap_seed: int = GateThresholds.bootstrap_seed
+    benefit_of_doubt: bool = GateThresholds.benefit_of_doubt
 
 
 def plain_config(cls: type, config: dg.Config) -> Any:
@@ -179,8 +185,15 @@ def student_model(
             "teacher_version": teacher_model.version,
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(ref.run_id)),
             "train_rows": train.height,
+            **_calibration_metadata(student.info),
         },
     )
+
+
+def _calibration_metadata(info: dict[str, Any]) -> dict[str, float]:
+    """Temperature and ECE before/after on the calibration (validation) days."""
+    keys = ("calibration_temperature", "calibration_ece_before", "calibration_ece_after")
+    return {k: round(float(info[k]), 5) for k in keys if k in info}
 
 
 def _gate_check_results(gates: list[GateResult]) -> list[dg.AssetCheckResult]:
@@ -194,6 +207,11 @@ def _gate_check_results(gates: list[GateResult]) -> list[dg.AssetCheckResult]:
             metadata={
                 "value": gate.value if gate.value is not None else float("nan"),
                 "threshold": gate.threshold,
+                **{
+                    key: getattr(gate, key)
+                    for key in ("bound", "lower_bound", "upper_bound")
+                    if getattr(gate, key) is not None
+                },
                 "message": gate.message,
             },
         )
@@ -218,12 +236,14 @@ def _metrics_markdown(evaluation: Evaluation) -> str:
 
 
 def _champion_metrics(mlflow: MlflowResource, candidate: ModelRef, holdout: pl.DataFrame):
-    """The current champion scored on the candidate's rows, or None without a champion."""
+    """The current champion's metrics and scores on the candidate's rows (None, None without
+    a champion), and its version."""
     version = resolve_version(mlflow.tracking_uri, STUDENT_MODEL_NAME, CHAMPION)
     if version is None or version == candidate.version:
-        return None, version
+        return None, None, version
     champion = load_model_version(STUDENT_MODEL_NAME, version, mlflow.tracking_uri)
-    return evaluate_model("champion", champion, holdout), version
+    scores = champion.predict_proba(holdout)
+    return score_metrics("champion", holdout, scores), scores, version
 
 
 @dg.asset(
@@ -258,10 +278,17 @@ def model_evaluation(
         f"evaluating on {holdout.height} held-out rows from {student_model.holdout_start}"
     )
     evaluation = evaluate_models(teacher, student, holdout)
-    champion_metrics, champion_version = _champion_metrics(mlflow, student_model, holdout)
-    gates = evaluate_gates(evaluation, GateThresholds(**config.model_dump()), champion_metrics)
+    champion_metrics, champion_scores, champion_version = _champion_metrics(
+        mlflow, student_model, holdout
+    )
+    thresholds = GateThresholds(**config.model_dump())
+    gates = evaluate_gates(
+        evaluation, thresholds, champion_metrics, champion_scores=champion_scores
+    )
     passed = all(g.passed for g in gates)
-    metrics = log_evaluation(uri, student_model.run_id, evaluation, holdout, passed)
+    before, after = ece_before_after(student, holdout, evaluation.labels)
+    calibration = {"student_ece_uncalibrated": before, "student_ece_calibrated": after}
+    metrics = log_evaluation(uri, student_model.run_id, evaluation, holdout, passed, calibration)
     outcome = EvaluationOutcome(
         student_model, passed, [asdict(g) for g in gates], metrics, context.run.run_id
     )
@@ -283,6 +310,8 @@ def model_evaluation(
             "student_auc": metrics.get("student_roc_auc", float("nan")),
             "teacher_auc": metrics.get("teacher_roc_auc", float("nan")),
             "bayes_auc": evaluation.bayes_auc or float("nan"),
+            **{f"holdout_{k}": round(v, 5) for k, v in calibration.items()},
+            "gate_rule": thresholds.rule,
         },
         check_results=_gate_check_results(gates),
     )

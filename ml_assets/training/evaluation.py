@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ml_assets.training.calibration import expected_calibration_error
 from ml_assets.training.model_contracts import FraudModel
 from ml_assets.training.model_inputs import AMOUNT_COLUMN, LABEL_COLUMN, TRUTH_COLUMN
 
@@ -39,17 +40,6 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     from sklearn.metrics import log_loss as sklearn_log_loss
 
     return float(sklearn_log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Row-weighted mean |observed rate - mean score| over equal-width score bins."""
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    observed = np.bincount(index, weights=y, minlength=bins)
-    predicted = np.bincount(index, weights=p, minlength=bins)
-    used = counts > 0
-    gaps = np.abs(observed[used] - predicted[used]) / counts[used]
-    return float((gaps * counts[used]).sum() / counts.sum())
 
 
 def bayes_auc(frame: pl.DataFrame) -> float | None:
@@ -82,6 +72,10 @@ class SliceMetrics:
     pr_auc: float | None
 
 
+def _slice_values(frame: pl.DataFrame, column: str) -> np.ndarray:
+    return frame[column].fill_null("<null>").cast(pl.String).to_numpy()
+
+
 def metrics_by_slice(
     frame: pl.DataFrame, p: np.ndarray, columns: Sequence[str] = SLICE_COLUMNS
 ) -> list[SliceMetrics]:
@@ -89,7 +83,7 @@ def metrics_by_slice(
     y = _labels(frame)
     out = []
     for column in columns:
-        values = frame[column].fill_null("<null>").cast(pl.String).to_numpy()
+        values = _slice_values(frame, column)
         for value in sorted(set(values)):
             mask = values == value
             out.append(
@@ -275,6 +269,9 @@ class Evaluation:
     rows: int
     days: tuple[str, ...] = ()
     scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    # The rows' labels and slice values, so the gates can bound the figures by resampling.
+    labels: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
+    slice_values: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def model(self, name: str) -> ModelMetrics:
         if name not in ("teacher", "student"):
@@ -340,4 +337,6 @@ def evaluate_models(
         rows=frame.height,
         days=days,
         scores={"teacher": teacher_p, "student": student_p},
+        labels=y,
+        slice_values={c: _slice_values(frame, c) for c in slice_columns},
     )

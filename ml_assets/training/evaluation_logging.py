@@ -4,6 +4,7 @@ and the gate verdict that promotion reads."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
@@ -17,15 +18,20 @@ ARTIFACT_DIR = "evaluation"
 
 
 def log_evaluation(
-    tracking_uri: str, run_id: str, evaluation: Evaluation, holdout: pl.DataFrame, passed: bool
+    tracking_uri: str,
+    run_id: str,
+    evaluation: Evaluation,
+    holdout: pl.DataFrame,
+    passed: bool,
+    extra: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """Log `evaluation` of the held-out rows on run `run_id` (metrics `eval_*`, the ROC/PR and
-    calibration pictures and the slice table under `evaluation/`) and record whether every
-    gate passed. Returns the metrics logged."""
+    """Log `evaluation` of the held-out rows on run `run_id` (metrics `eval_*` with `extra`,
+    the ROC/PR and calibration pictures and the slice table under `evaluation/`) and record
+    whether every gate passed. Returns the metrics logged."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    metrics = evaluation.to_metrics()
+    metrics = {**evaluation.to_metrics(), **(extra or {})}
     for key, value in metrics.items():
         client.log_metric(run_id, f"eval_{key}", value)
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,8 @@
 
 It learns the teacher's soft probabilities (with a little weight on the true labels), so it
 inherits the teacher's ranking without needing its trees. Serving runs `predict_numpy`, a
-plain numpy forward pass of the same weights: no torch import on the request path.
+plain numpy forward pass of the same weights: no torch import on the request path. Its
+logits are then temperature-scaled (`calibration`), fitted after distillation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from ml_assets.training.calibration import IDENTITY, Calibration, calibrate_student
 from ml_assets.training.model_inputs import LABEL_COLUMN, ModelInputs, Rows
 from ml_assets.training.preprocessing import StudentPreprocessor, fit_preprocessor
 from ml_assets.training.teacher import TeacherModel, time_split
@@ -43,10 +45,6 @@ class StudentConfig:
     seed: int = 7
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free and exact enough in float32
-
-
 @dataclass
 class StudentModel:
     """Weights plus the fitted preprocessing: everything serving needs, in numpy."""
@@ -55,6 +53,7 @@ class StudentModel:
     preprocessor: StudentPreprocessor
     layers: list[tuple[np.ndarray, np.ndarray]]  # (weight [out, in], bias [out]), float32
     info: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration = IDENTITY
 
     kind = "student"
 
@@ -70,7 +69,7 @@ class StudentModel:
 
     def predict_numpy(self, rows: Rows) -> np.ndarray:
         """Fraud probability per row: the serving path (numpy only)."""
-        return _sigmoid(self.logits_numpy(self.features(rows))).astype(np.float64)
+        return self.calibration.probabilities(self.logits_numpy(self.features(rows)))
 
     predict_proba = predict_numpy
 
@@ -95,7 +94,7 @@ class StudentModel:
         module = module or self.to_torch()
         with torch.inference_mode():
             logits = module(torch.from_numpy(self.features(rows)))[:, 0]
-        return torch.sigmoid(logits).numpy().astype(np.float64)
+        return self.calibration.probabilities(logits.numpy())
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -103,6 +102,7 @@ class StudentModel:
             "preprocessor": self.preprocessor.to_dict(),
             "layers": len(self.layers),
             "info": self.info,
+            "calibration": self.calibration.to_dict(),
         }
 
     def save(self, directory: Path) -> Path:
@@ -127,6 +127,7 @@ class StudentModel:
             preprocessor=StudentPreprocessor.from_dict(spec["preprocessor"]),
             layers=layers,
             info=spec.get("info", {}),
+            calibration=Calibration.from_dict(spec.get("calibration")),
         )
 
 
@@ -142,7 +143,8 @@ def train_student(
     validation_days: int | None = None,
 ) -> StudentModel:
     """Distil `teacher` into an MLP on `frame`, keeping the epoch that best matches the
-    teacher on the newest days (the same time split the teacher validated on)."""
+    teacher on the newest days (the same time split the teacher validated on), then
+    calibrate it on those days' labels."""
     import torch
 
     config = config or StudentConfig()
@@ -211,7 +213,7 @@ def train_student(
         ]
     finally:
         torch.set_num_threads(previous_threads)
-    return StudentModel(
+    student = StudentModel(
         inputs=inputs,
         preprocessor=preprocessor,
         layers=layers,
@@ -223,3 +225,4 @@ def train_student(
             "config": asdict(config),
         },
     )
+    return calibrate_student(student, valid, valid[LABEL_COLUMN].cast(pl.Float64).to_numpy())

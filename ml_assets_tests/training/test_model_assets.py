@@ -117,6 +117,18 @@ def test_training_beats_chance_and_passes_every_gate(platform, training, student
 
     run = platform.mlflow.get_run(student.run_id)
     assert run.data.metrics["eval_student_roc_auc"] == pytest.approx(metadata["student_auc"])
+    # ECE before and after calibration: on the calibration days (student run and asset) and
+    # on the held-out days (evaluation), in MLflow and in the metadata alike.
+    (event,) = training.asset_materializations_for_node(STUDENT_MODEL.path[-1])
+    for key in ("calibration_temperature", "calibration_ece_before", "calibration_ece_after"):
+        assert run.data.metrics[key] == pytest.approx(event.metadata[key].value, abs=1e-5)
+    for key in ("student_ece_uncalibrated", "student_ece_calibrated"):
+        logged = run.data.metrics[f"eval_{key}"]
+        assert logged == pytest.approx(metadata[f"holdout_{key}"], abs=1e-5)
+    assert metadata["holdout_student_ece_calibrated"] == pytest.approx(
+        run.data.metrics["eval_student_ece"], abs=1e-5
+    )
+    assert "bootstrap" in metadata["gate_rule"]
     artifacts = {a.path: a for a in platform.mlflow.list_artifacts(student.run_id, "evaluation")}
     for name in ("roc_pr.png", "calibration.png", "slices.csv"):
         assert artifacts[f"evaluation/{name}"].file_size > 0, name
@@ -161,9 +173,11 @@ def test_failing_gate_blocks_deployment_and_keeps_the_champion(platform, student
     min_auc = checks(result)[MIN_AUC]
     auc = evaluation_metadata(result)["student_auc"]
     assert not min_auc.passed
-    assert min_auc.description == (
-        f"min_auc: student AUC {auc:.4f} is {0.999 - auc:.4f} below the floor 0.9990"
+    assert min_auc.description.startswith(
+        f"min_auc: student AUC {auc:.4f} is {0.999 - auc:.4f} below the floor 0.9990; "
+        "upper 95% bound"
     )
+    assert min_auc.metadata["bound"].value < 0.999
     assert DEPLOYED_MODEL not in materialized(result)
     assert platform.champion() == worse_student.version
 
@@ -188,7 +202,8 @@ FORCED = {
     MIN_AUC: (GateConfig(min_auc=0.999), "below"),
     STUDENT_TEACHER_RATIO: (GateConfig(min_student_teacher_auc_ratio=1.5), "below"),
     SLICE_AUC_FLOOR: (GateConfig(slice_auc_floor=0.999), "below"),
-    MAX_ECE: (GateConfig(max_ece=1e-6), "above"),
+    # The ECE bound is bias-corrected: for a calibrated student its lower bound can be 0.
+    MAX_ECE: (GateConfig(max_ece=-0.001), "above"),
     CHAMPION_REGRESSION: (GateConfig(max_regression_vs_champion=-0.5), "above"),
 }
 

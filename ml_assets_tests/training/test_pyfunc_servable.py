@@ -145,3 +145,22 @@ def test_logged_requirements_cover_what_the_shipped_code_imports(logged, tmp_pat
     for name in sorted(third_party):
         provided = {d.lower().replace("_", "-") for d in distributions.get(name, [name])}
         assert provided & required, f"{name} is imported by the shipped code but not required"
+
+
+def test_pyfunc_and_serving_path_give_the_same_calibrated_score(trained, logged) -> None:
+    """MLflow's pyfunc and the endpoint's registry loader run one calibration."""
+    from ml_assets.serving.model_source import MlflowRegistry
+
+    uri, model_uri = logged
+    rows = _rows(trained.test)
+    with tracking(uri):
+        pyfunc_scores = mlflow.pyfunc.load_model(model_uri).predict(rows.to_pandas())
+    scorer = MlflowRegistry(uri, STUDENT_MODEL_NAME).load(model_uri.rsplit("/", 1)[-1])
+    served = scorer.predict_proba(rows.to_dicts())
+    np.testing.assert_allclose(np.asarray(pyfunc_scores), served, rtol=0, atol=1e-9)
+    student = trained.student
+    assert student.calibration.temperature != 1.0
+    logits = student.logits_numpy(student.features(rows))
+    np.testing.assert_allclose(served, student.calibration.probabilities(logits), atol=1e-9)
+    uncalibrated = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    assert np.abs(served - uncalibrated).max() > 1e-4  # the calibration really applies
