@@ -211,6 +211,8 @@ class SettingsResource(dg.ConfigurableResource):
     retrain_drift_days: int
     online_store_url: str
     max_event_lag_s: float
+    rag_corpus_dir: str
+    rag_sla_ms: float
     review_low: float
     decline_at: float
 

@@ -68,6 +68,11 @@ class Settings:
     # Late events: how far behind the clock an event may be scored or posted (the online
     # store keeps each entity's events that much longer than its features need)
     max_event_lag_s: float = 7 * 86_400.0
+    # RAG: the Markdown folder the corpus is read from (empty: the shipped corpus plus the
+    # project's README and serving README) and the answer latency budget (retrieval +
+    # generation p95, a blocking check of answer_evaluation)
+    rag_corpus_dir: str = ""
+    rag_sla_ms: float = 1000.0
     # Decisions, the same for the endpoint and for batch scoring
     decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
 
@@ -97,6 +102,8 @@ class Settings:
             ),
             online_store_url=_env("ONLINE_STORE_URL", default.online_store_url),
             max_event_lag_s=float(_env("ML_ASSETS_MAX_EVENT_LAG_S", default.max_event_lag_s)),
+            rag_corpus_dir=_env("ML_ASSETS_RAG_CORPUS_DIR", default.rag_corpus_dir),
+            rag_sla_ms=float(_env("ML_ASSETS_RAG_SLA_MS", default.rag_sla_ms)),
             decisions=DecisionThresholds.from_env(),
         )
 
@@ -111,6 +118,10 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def rag_dir(self) -> Path:
+        return self.home / "rag"
 
     @property
     def mlflow_dir(self) -> Path:
