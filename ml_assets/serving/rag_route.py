@@ -1,0 +1,66 @@
+"""POST /rag/query: reviewers' questions answered from the RAG index the `rag_index` asset
+built (same file, same search code as the evaluation), with a semantic cache. An APIRouter
+of its own so app.py only includes it. The model loads on the first question, not at
+start-up: a replica that never gets one never pays for it."""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_QUESTION_CHARS = 1000
+router = APIRouter()
+_lock = threading.Lock()
+
+
+class RagQuery(BaseModel):
+    """A reviewer's question; `k` and `retriever` default to what the evaluation chose."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+    k: Annotated[int | None, Field(ge=1, le=20, strict=True)] = None
+    retriever: Literal["dense", "bm25", "hybrid"] | None = None
+
+    @field_validator("question")
+    @classmethod
+    def readable(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("the question is empty")
+        if any(unicodedata.category(c) in ("Cc", "Cs", "Co") for c in value if c not in "\n\t"):
+            raise ValueError("the question holds control or unencodable characters")
+        return value
+
+
+def _service(request: Request):
+    state = request.app.state
+    with _lock:
+        if getattr(state, "rag", None) is None:
+            from ml_assets.rag.embedding import shared_embedder
+            from ml_assets.rag.service import RagService
+
+            state.rag = RagService(state.config.home, shared_embedder())
+        return state.rag
+
+
+@router.post("/rag/query", tags=["rag"])
+def rag_query(body: RagQuery, request: Request) -> JSONResponse:
+    """Top-k chunks with ids, scores and documents, the answer with citations, and the
+    latency split (embed, search, generate); `cached` says whether the cache answered."""
+    from ml_assets.rag.service import IndexMissing
+
+    metrics = request.app.state.metrics
+    try:
+        result = _service(request).query(body.question, body.k, body.retriever)
+    except IndexMissing as missing:
+        return JSONResponse({"detail": str(missing)}, status_code=503)
+    for stage, ms in result["latency_ms"].items():
+        metrics.rag_latency.labels(stage=stage).observe(ms / 1000.0)
+    metrics.rag_cache.labels(outcome="hit" if result["cached"] else "miss").inc()
+    return JSONResponse(result)
