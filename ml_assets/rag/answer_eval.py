@@ -1,6 +1,6 @@
 """Answer evaluation with proxies that need no LLM, each stated as a proxy:
 - faithfulness: the share of answer sentences whose closest context sentence is at least
-  `support_threshold` cosine-similar and whose figures all appear in the context (an
+  `support_threshold` cosine-similar and whose figures appear in the closest context (an
   embedding-similarity proxy, not entailment: a changed figure barely moves an embedding,
   hence the figure check);
 - relevance: cosine similarity of the answer to the question;
@@ -24,22 +24,26 @@ from ml_assets.rag.retrieval import Hit, RagIndex
 from ml_assets.rag.sentences import SentenceBank, chunk_body, split_sentences
 
 FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
+FIGURE_SOURCES = 2  # a claim's figures must appear in one of its 2 nearest context sentences
 SUPPORT_GRID = tuple(round(0.40 + 0.05 * i, 2) for i in range(12))  # 0.40 .. 0.95
 
 
 def sentence_support(answer: str, hits: list[Hit], bank: SentenceBank) -> np.ndarray:
     """Per answer sentence, its best cosine similarity to any sentence of the context, or 0
-    when it states a figure the context does not contain."""
+    when it states a figure that its nearest context sentences do not contain."""
     claims = split_sentences(answer)
     context = [s for h in hits for s in split_sentences(chunk_body(h.text, h.heading))]
     if not claims:
         return np.zeros(0)
     if not context:
         return np.zeros(len(claims))
-    support = (bank.embed(claims) @ bank.embed(context).T).max(axis=1)
-    figures = set(FIGURE.findall(" ".join(context)))
-    unfounded = [bool(set(FIGURE.findall(c)) - figures) for c in claims]
-    return np.where(unfounded, 0.0, support)
+    similarity = bank.embed(claims) @ bank.embed(context).T
+    nearest = np.argsort(-similarity, axis=1)[:, :FIGURE_SOURCES]
+    unfounded = [
+        bool(set(FIGURE.findall(c)) - {f for j in near for f in FIGURE.findall(context[j])})
+        for c, near in zip(claims, nearest, strict=True)
+    ]
+    return np.where(unfounded, 0.0, similarity.max(axis=1))
 
 
 def faithfulness(support: np.ndarray, threshold: float) -> float:

@@ -62,7 +62,15 @@ class RagIndex:
             raise FileNotFoundError(
                 f"no RAG index at {self.path}: materialize the rag_index asset first"
             )
-        self._con = duckdb.connect(str(self.path), read_only=True)
+        # Copied into an in-memory database, the file closed at once: DuckDB hands a process
+        # the instance it already has open for a path, so a replica holding the file open
+        # would read its old content after the asset replaced it.
+        self._con = duckdb.connect(":memory:")
+        source = str(self.path).replace("'", "''")
+        self._con.execute(f"ATTACH '{source}' AS source (READ_ONLY)")
+        self._con.execute("CREATE TABLE chunks AS SELECT * FROM source.chunks")
+        self._con.execute("CREATE TABLE meta AS SELECT * FROM source.meta")
+        self._con.execute("DETACH source")
         self.meta = dict(self._con.execute("SELECT key, value FROM meta").fetchall())
         rows = self._con.execute(
             "SELECT chunk_id, doc_id, heading, text FROM chunks ORDER BY chunk_id"

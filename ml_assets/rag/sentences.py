@@ -12,8 +12,9 @@ import numpy as np
 from ml_assets.rag.documents import content_hash
 from ml_assets.rag.embedding import DIMENSIONS, Embedder
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"'(])|\n+")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"'(-])|\n+")
 CITATION = re.compile(r"\s*\[[^\]]+\]")
+LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 MIN_WORDS = 3
 
 
@@ -22,7 +23,7 @@ def split_sentences(text: str) -> list[str]:
     fragments under MIN_WORDS words dropped."""
     out = []
     for piece in SENTENCE_END.split(CITATION.sub("", text)):
-        piece = piece.strip().lstrip("-*0123456789. ").strip()
+        piece = LIST_MARKER.sub("", piece.strip()).strip()
         if len(piece.split()) >= MIN_WORDS:
             out.append(piece)
     return out

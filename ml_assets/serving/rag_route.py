@@ -13,7 +13,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ml_assets.serving.api_models import ErrorBody, ValidationErrorBody
+
 MAX_QUESTION_CHARS = 1000
+RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorBody, "description": "The body could not be read (e.g. not UTF-8)."},
+    401: {"model": ErrorBody, "description": "No API key (`X-API-Key` or Bearer)."},
+    403: {"model": ErrorBody, "description": "The API key is not accepted."},
+    413: {"model": ErrorBody, "description": "Request body over `max_body_bytes`."},
+    422: {"model": ValidationErrorBody, "description": "Invalid body, each bad field named."},
+    429: {"model": ErrorBody, "description": "Over the per-key rate or failed-auth limit."},
+    503: {"model": ErrorBody, "description": "No RAG index yet: materialize `rag_index`."},
+}
 router = APIRouter()
 _lock = threading.Lock()
 
@@ -49,7 +60,7 @@ def _service(request: Request):
         return state.rag
 
 
-@router.post("/rag/query", tags=["rag"])
+@router.post("/rag/query", tags=["rag"], responses=RESPONSES)
 def rag_query(body: RagQuery, request: Request) -> JSONResponse:
     """Top-k chunks with ids, scores and documents, the answer with citations, and the
     latency split (embed, search, generate); `cached` says whether the cache answered."""

@@ -96,3 +96,12 @@ def test_faithfulness_proxy_threshold_and_auroc_by_hand():
 def test_abstention_threshold_maximises_balanced_accuracy():
     # t=0.6 keeps 2 of 3 answerable and refuses both unanswerable: 2/3 + 1, the best.
     assert abstention_threshold([0.7, 0.6, 0.4], [0.3, 0.5]) == pytest.approx(0.6)
+
+
+def test_sentences_keep_figures_and_drop_list_markers_and_citations():
+    from ml_assets.rag.sentences import split_sentences
+
+    text = "1. Check the merchant [a#1]. 10,000 EUR for premium cards. - At most 3,000 EUR.\n- Ok."
+    assert split_sentences(text) == [
+        "Check the merchant.", "10,000 EUR for premium cards.", "At most 3,000 EUR."
+    ]  # fmt: skip

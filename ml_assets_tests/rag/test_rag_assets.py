@@ -28,8 +28,7 @@ def metadata(result, key):
 
 
 def checks(result):
-    return {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
-            for e in result.get_asset_check_evaluations()}  # fmt: skip
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
 def test_rag_assets_end_to_end(tmp_path):
