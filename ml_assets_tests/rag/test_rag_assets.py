@@ -56,7 +56,7 @@ def test_rag_assets_end_to_end(tmp_path):
 
     doc = corpus / "mcc-fuel.md"
     doc.write_text(doc.read_text().replace("no one sees", "nobody sees"))
-    again = materialize(settings, "rag_corpus,rag_chunks,rag_index", instance)
+    again = materialize(settings, ["rag_corpus", "rag_chunks", "rag_index"], instance)
     assert metadata(again, "rag_corpus")["changed"] == ["mcc-fuel"]
     assert metadata(again, "rag_chunks")["documents_rechunked"] == 1
     assert (metadata(again, "rag_index")["embedded"], metadata(again, "rag_index")["reused"]) == (
@@ -65,6 +65,6 @@ def test_rag_assets_end_to_end(tmp_path):
     accepted = rag_dir(settings.home) / "accepted_retrieval.json"
     record = json.loads(accepted.read_text())
     accepted.write_text(json.dumps({**record, "recall@5": 1.01}))  # a baseline it cannot reach
-    gated = materialize(settings, "retrieval_evaluation", instance)
+    gated = materialize(settings, ["retrieval_evaluation"], instance)
     assert checks(gated)["recall_at_5_not_below_accepted"] is False
     assert json.loads(accepted.read_text())["recall@5"] == 1.01  # a refused version is not accepted
