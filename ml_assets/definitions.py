@@ -18,6 +18,8 @@ from ml_assets.data.partitions import daily_partitions, range_backfill
 from ml_assets.executors import build_executor
 from ml_assets.features.assets import build_feature_assets
 from ml_assets.monitoring.assets import build_monitoring_assets
+from ml_assets.rag.assets import rag_chunks, rag_corpus, rag_eval_set, rag_index
+from ml_assets.rag.evaluation_assets import answer_evaluation, retrieval_evaluation
 from ml_assets.resources import (
     LandingZone,
     MlflowResource,
@@ -29,6 +31,10 @@ from ml_assets.resources import (
 from ml_assets.settings import Settings, get_settings
 from ml_assets.training.assets import assets as model_assets
 from ml_assets.training.deployment import champion_scores_probe, deployed_model
+
+# Unpartitioned: the demo's "models" stage (every non-partitioned asset) builds them too.
+RAG_ASSETS = [rag_corpus, rag_chunks, rag_index, rag_eval_set, retrieval_evaluation,
+              answer_evaluation]  # fmt: skip
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -58,6 +64,7 @@ def build_assets(settings: Settings) -> list:
         *model_assets,
         deployed_model,
         *build_monitoring_assets(partitions, settings.label_delay_max_days),
+        *RAG_ASSETS,
     ]
 
 

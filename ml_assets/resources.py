@@ -251,6 +251,8 @@ class SettingsResource(dg.ConfigurableResource):
     max_event_lag_s: float
     executor: str
     backfill_days_per_run: int
+    rag_corpus_dir: str
+    rag_sla_ms: float
     review_low: float
     decline_at: float
 

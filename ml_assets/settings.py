@@ -70,6 +70,11 @@ class Settings:
     max_event_lag_s: float = 7 * 86_400.0
     # Backfills: days one run covers (data and features); 1 = one run per day
     backfill_days_per_run: int = 31
+    # RAG: the Markdown folder the corpus is read from (empty: the shipped corpus plus the
+    # project's README and serving README) and the answer latency budget (retrieval +
+    # generation p95, a blocking check of answer_evaluation)
+    rag_corpus_dir: str = ""
+    rag_sla_ms: float = 1000.0
     # Decisions, the same for the endpoint and for batch scoring
     decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
     # Where a run's steps execute: `multiprocess` (one machine) or `k8s` (a pod per step)
@@ -104,6 +109,8 @@ class Settings:
             backfill_days_per_run=int(
                 _env("ML_ASSETS_BACKFILL_DAYS_PER_RUN", default.backfill_days_per_run)
             ),
+            rag_corpus_dir=_env("ML_ASSETS_RAG_CORPUS_DIR", default.rag_corpus_dir),
+            rag_sla_ms=float(_env("ML_ASSETS_RAG_SLA_MS", default.rag_sla_ms)),
             decisions=DecisionThresholds.from_env(),
             executor=_env("ML_ASSETS_EXECUTOR", default.executor),
         )
@@ -119,6 +126,10 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def rag_dir(self) -> Path:
+        return self.home / "rag"
 
     @property
     def mlflow_dir(self) -> Path:

@@ -53,6 +53,7 @@ from ml_assets.serving.model_source import (
     Registry,
 )
 from ml_assets.serving.prediction_log import PredictionLogWriter
+from ml_assets.serving.rag_route import router as rag_router
 from ml_assets.serving.review_queue import ReviewQueue
 from ml_assets.serving.service import ScoringService
 
@@ -306,6 +307,7 @@ def create_app(
         _Admission, limit=config.max_inflight_requests, retry_after_s=config.retry_after_s
     )
     app.add_middleware(_Telemetry, metrics=metrics)
+    app.include_router(rag_router)
     if config.max_batch_items > config.max_queue:
         log.warning("max_batch_items=%d > max_queue=%d: larger batches are always refused "
                     "with 503", config.max_batch_items, config.max_queue)  # fmt: skip

@@ -29,7 +29,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PROTECTED_PREFIXES = ("/predict", "/events", "/admin", "/review")
+PROTECTED_PREFIXES = ("/predict", "/events", "/admin", "/review", "/rag")
 KEY_HEADER = b"x-api-key"
 
 

@@ -63,6 +63,16 @@ class ServingMetrics:
             p + "breaker_transitions", "Breaker state changes, by new state", ["state"],
             registry=r,
         )  # fmt: skip
+        self.rag_latency = Histogram(
+            p + "rag_latency_seconds", "RAG query latency by stage (embed, search, generate, "
+            "total)", ["stage"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.rag_cache = Counter(
+            p + "rag_cache",
+            "RAG semantic-cache lookups by outcome (hit, miss)",
+            ["outcome"],
+            registry=r,
+        )
         self.cache_hits = Counter(p + "cache_hits", "Answers served from the cache", registry=r)
         self.cache_misses = Counter(p + "cache_misses", "Cache lookups that missed", registry=r)
         self.shadow = Counter(
