@@ -20,7 +20,7 @@ from ml_assets.data.demo_source import demo_scenarios, land_days
 from ml_assets.data.generator import GeneratorConfig
 from ml_assets.settings import get_settings
 
-MONITORING = "monitoring"
+MONITORING, RAG = "monitoring", "rag"
 # The console shows the progress bars; every step's log stays in the UI's run view.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 WARM_UP_DAYS = 7  # the first week: the 7-day feature windows are still filling
@@ -44,9 +44,13 @@ def _replay(settings, days: list[date]) -> list[str]:
     return lines
 
 
-def _stages(defs: dg.Definitions) -> tuple[list, list, list[list]]:
+def _stages(defs: dg.Definitions) -> tuple[list, list, list[list], list]:
+    """Daily data and features; the models; the two monitoring stages; the RAG assets (apart:
+    the reviewers' knowledge base neither feeds nor blocks the fraud models)."""
     graph = defs.resolve_asset_graph()
     nodes = [graph.get(k) for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+    rag = [n.key for n in nodes if n.group_name == RAG]
+    nodes = [n for n in nodes if n.group_name != RAG]
     daily = [n for n in nodes if n.partitions_def is not None]
     monitoring = [n for n in daily if n.group_name == MONITORING]
     # Batch scores first for every day: prediction drift compares with the training days'.
@@ -56,6 +60,7 @@ def _stages(defs: dg.Definitions) -> tuple[list, list, list[list]]:
         [n.key for n in daily if n.group_name != MONITORING],
         [n.key for n in nodes if n.partitions_def is None],
         [first, [n.key for n in monitoring if n.key not in first]],
+        rag,
     )
 
 
@@ -129,7 +134,7 @@ def run_demo(days: int = 30, workers: int = min(2, os.cpu_count() or 1)) -> int:
                   unit="day", desc="landing"):  # fmt: skip
         pass
     job = defs.resolve_implicit_global_asset_job_def()
-    daily, models, monitoring = _stages(defs)
+    daily, models, monitoring, rag = _stages(defs)
     keys = [(first_day + timedelta(days=i)).isoformat() for i in range(days)]
     failed = _each_day(keys, daily, "data+features")
     # Train on the days before the drift scenarios, so the monitoring of the last days
@@ -151,6 +156,10 @@ def run_demo(days: int = 30, workers: int = min(2, os.cpu_count() or 1)) -> int:
         # the clean days just before the drift, replayed as production would have sent them.
         parity_lines = _replay(settings, [last_day - timedelta(days=k) for k in REPLAY_DAYS_BACK])
         failed += _each_day(keys, then, "monitoring", workers)
+    print("building the reviewers' knowledge base (RAG index and its evaluations) ...")
+    if not job.execute_in_process(instance=_instance(), asset_selection=rag,
+                                  raise_on_error=False, run_config=QUIET).success:  # fmt: skip
+        failed.append("rag")
     print(f"\nDemo data: {first_day}..{last_day} in {settings.home}")
     if "models" not in failed:
         print("\n".join("  " + line for line in parity_lines))

@@ -60,7 +60,7 @@ from ml_assets.serving.service import ScoringService
 log = logging.getLogger("ml_assets.serving")
 ROUTES = frozenset(
     {"/predict", "/predict/batch", "/events", "/review", "/admin/reload", "/admin/models",
-     "/health", "/ready", "/metrics"}
+     "/health", "/ready", "/metrics", "/rag/query"}
 )  # fmt: skip
 NO_OPENTELEMETRY: dict[str, Any] = {
     "tracing": False, "metrics": False, "logs": False, "operation_spans": False,
