@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	# torch first, pinned to the CPU build; any looser spec pulls gigabytes of CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# ranx compiles its numba kernels on first use (about a minute): once here, not in a run.
+	$(PY) -c "from ml_assets.rag.evaluation import ranx_scores; ranx_scores({'q': {'d': 1}}, {'q': {'d': 1.0}})"
 	touch $@
 
 demo: $(VENV)/.installed  ## land 30 generated days and materialize everything for them
