@@ -1,20 +1,15 @@
 """POST /rag/query on the real endpoint (uvicorn on loopback): parity with the index the
 asset built, the semantic cache and its reset on a new index, bad input, metrics."""
 
-from pathlib import Path
-
 import httpx
 import pytest
 
-from ml_assets.rag.chunking import ChunkingConfig, chunk_documents
-from ml_assets.rag.documents import read_documents
-from ml_assets.rag.files import ServingParams, index_path
-from ml_assets.rag.index_store import write_index
+from ml_assets.rag.files import index_path
 from ml_assets.rag.retrieval import RagIndex
 from ml_assets.serving.app import create_app
 from ml_assets.serving.config import ServingConfig
 from ml_assets.serving.local_server import serve_in_thread
-from ml_assets_tests.support.rag import offline_embedder, small_corpus
+from ml_assets_tests.support.rag import build_index, offline_embedder, small_corpus
 
 pytestmark = pytest.mark.slow
 KEY = "rag-test-key"
@@ -29,14 +24,6 @@ class NoModels:
 
     def load(self, version: str):
         raise LookupError(version)
-
-
-def build_index(home: Path, corpus: Path) -> str:
-    config = ChunkingConfig()
-    chunks = chunk_documents(read_documents(corpus), config)
-    build = write_index(index_path(home), chunks, offline_embedder(), config.version)
-    ServingParams(build.index_version, "hybrid", 4, 0.3, 0.9).write(home)
-    return build.index_version
 
 
 @pytest.fixture(scope="module")

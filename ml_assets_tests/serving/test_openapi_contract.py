@@ -18,6 +18,7 @@ import schemathesis
 from hypothesis import settings
 
 from ml_assets.serving.app import create_app
+from ml_assets_tests.support.rag import build_index, small_corpus
 from ml_assets_tests.support.worlds import API_KEY, World, metric_value
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]
@@ -43,6 +44,7 @@ def served(world: World, tmp_path: Path) -> Iterator[tuple[httpx.Client, Tally]]
     # have tests of their own).
     config = world.config(tmp_path, auth_failures_per_min=1_000_000, rate_limit_per_s=1e6,
                           rate_limit_burst=1_000_000)  # fmt: skip
+    build_index(config.home, small_corpus(tmp_path / "corpus"))  # /rag/query answers too
     tally = Tally()
     with world.serve(create_app(config)) as client:
         yield client, tally

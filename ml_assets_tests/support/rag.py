@@ -49,3 +49,18 @@ def small_corpus(folder: Path, names: tuple[str, ...] = SMALL_CORPUS) -> Path:
     for name in names:
         shutil.copy(SHIPPED_CORPUS / f"{name}.md", folder / f"{name}.md")
     return folder
+
+
+def build_index(home: Path, corpus: Path) -> str:
+    """The index `rag_index` would build from `corpus`, with serving parameters, under
+    `home` (what /rag/query reads); returns its version."""
+    from ml_assets.rag.chunking import ChunkingConfig, chunk_documents
+    from ml_assets.rag.documents import read_documents
+    from ml_assets.rag.files import ServingParams, index_path
+    from ml_assets.rag.index_store import write_index
+
+    config = ChunkingConfig()
+    chunks = chunk_documents(read_documents(corpus), config)
+    build = write_index(index_path(home), chunks, offline_embedder(), config.version)
+    ServingParams(build.index_version, "hybrid", 4, 0.3, 0.9).write(home)
+    return build.index_version
