@@ -6,7 +6,6 @@ start-up: a replica that never gets one never pays for it."""
 from __future__ import annotations
 
 import threading
-import unicodedata
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
@@ -16,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ml_assets.serving.api_models import ErrorBody, ValidationErrorBody
 
 MAX_QUESTION_CHARS = 1000
+# Text with at least one visible character and no control character but tab and line breaks:
+# stated in the schema itself, so the contract says exactly what is accepted.
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+QUESTION_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 RESPONSES: dict[int | str, dict] = {
     400: {"model": ErrorBody, "description": "The body could not be read (e.g. not UTF-8)."},
     401: {"model": ErrorBody, "description": "No API key (`X-API-Key` or Bearer)."},
@@ -34,19 +37,17 @@ class RagQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+    question: Annotated[
+        str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=QUESTION_PATTERN)
+    ]
     k: Annotated[int | None, Field(ge=1, le=20, strict=True)] = None
     retriever: Literal["dense", "bm25", "hybrid"] | None = None
 
     @field_validator("question")
     @classmethod
     def readable(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("the question is empty")
-        if any(unicodedata.category(c) in ("Cc", "Cs", "Co") for c in value if c not in "\n\t"):
-            raise ValueError("the question holds control or unencodable characters")
-        return value
+        """Trimmed; a lone surrogate (JSON can escape one, UTF-8 cannot hold it) becomes ?."""
+        return value.strip().encode("utf-8", "replace").decode("utf-8")
 
 
 def _service(request: Request):
