@@ -40,8 +40,18 @@ class RagQuery(BaseModel):
     question: Annotated[
         str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=QUESTION_PATTERN)
     ]
-    k: Annotated[int | None, Field(ge=1, le=20, strict=True)] = None
+    k: Annotated[int | None, Field(ge=1, le=20)] = None
     retriever: Literal["dense", "bm25", "hybrid"] | None = None
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def whole_number(cls, value: object) -> object:
+        """JSON Schema's integer: 2 and 2.0 are one, "2" and true are not."""
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError("k must be a whole number")
 
     @field_validator("question")
     @classmethod
