@@ -336,7 +336,7 @@ def build_monitoring_assets(
             )
         performance = daily_performance(joined, day)
         folder = settings.settings.reports_dir / "performance"
-        _, picture = upsert_day(
+        picture = upsert_day(
             folder / "daily.parquet",
             asdict(performance),
             lambda t: plot_performance(t, folder / "performance.png"),
@@ -410,7 +410,7 @@ def build_monitoring_assets(
         rows = served_rows(log, labels, warehouse.read(scored_table, [day.isoformat()]))
         performance, skew = daily_served_performance(rows, day), serving_skew(rows)
         folder = settings.settings.reports_dir / SERVED_REPORTS
-        _, picture = upsert_day(
+        picture = upsert_day(
             folder / "daily.parquet",
             daily_row(performance, skew),
             lambda t: plot_served(t, folder / "served_performance.png"),
@@ -456,7 +456,7 @@ def build_monitoring_assets(
             )
         latency = daily_latency(log, day)
         folder = settings.settings.reports_dir / "latency"
-        _, picture = upsert_day(
+        picture = upsert_day(
             folder / "daily.parquet",
             latency.to_row(),
             lambda t: plot_latency(t, folder / "latency.png"),

@@ -17,10 +17,11 @@ def upsert_day(
     row: dict[str, object],
     redraw: Callable[[pl.DataFrame], Path],
     day_column: str = "day",
-) -> tuple[pl.DataFrame, Path]:
-    """Replace `row`'s day in the table at `path` (creating it), redraw the picture from the
-    whole table, and return both. One lock around the two keeps partitions materialized side
-    by side from losing each other's rows, and the picture drawn last shows every day."""
+) -> Path:
+    """Replace `row`'s day in the table at `path` (creating it), and redraw the picture from
+        the whole table. One lock around the two keeps partitions materialized side
+        by side from losing each other's rows, and the picture drawn last shows every day.
+    Returns the picture."""
     with locked(path.parent, f".{path.stem}.lock"):
         new = pl.DataFrame([row])
         if path.exists():
@@ -28,4 +29,4 @@ def upsert_day(
             new = pl.concat([old, new], how="diagonal_relaxed")
         table = new.sort(day_column)
         write_parquet_atomically(table, path)
-        return table, redraw(table)
+        return redraw(table)
