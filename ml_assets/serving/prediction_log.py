@@ -42,9 +42,11 @@ PREDICTION_LOG_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),  # why not the model: timeout | breaker_open | model_error | ...
     "model_name": pl.String(),
     "model_version": pl.String(),
+    "arm": pl.String(),  # the rollout stage that answered: champion | canary (see rollout_stages)
     "latency_ms": pl.Float64(),
-    "shadow_score": pl.Float64(),  # null when no challenger scored the request
+    "shadow_score": pl.Float64(),  # null when no shadow model scored the request
     "shadow_version": pl.String(),
+    "shadow_latency_ms": pl.Float64(),  # the shadow model's own scoring time
     # What the answer used, to debug a skew row by row: JSON objects of the feature values
     # (column -> value, null when missing) and of each entity's feature status.
     "features": pl.String(),
