@@ -89,13 +89,14 @@ def floor(value: float, target: float, unit: str = "") -> str:
 
 
 def embedding_rate(embedder, texts: list[str]) -> None:
-    """Chunks/s and word pieces/s of the warm model, batch 32, on one thread and on all."""
+    """Chunks/s and word pieces/s of the warm model, batch 32, on one thread (the default)
+    and on every core."""
     model = embedder._load()
     pieces = [min(len(model.tokenizer(t)["input_ids"]), model.max_seq_length) for t in texts]
     long = sum(len(model.tokenizer(t)["input_ids"]) > model.max_seq_length for t in texts)
     print(f"embeddings: {len(texts)} chunks, mean {np.mean(pieces):.0f} word pieces "
           f"(max_seq_length {model.max_seq_length}; {long} chunks truncated)")  # fmt: skip
-    for threads in sorted({1, embedder.batch_threads}):
+    for threads in sorted({1, os.cpu_count() or 1}):
         saved = embedder.batch_threads
         embedder.batch_threads = threads
         embedder.encode(texts[:8])  # warm at this thread count

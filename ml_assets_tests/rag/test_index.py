@@ -89,11 +89,19 @@ def test_in_memory_dense_matches_duckdb_exact_search(tmp_path):
 
 
 @pytest.mark.slow
-def test_one_question_runs_on_one_torch_thread_and_a_batch_on_all():
+def test_torch_threads_follow_the_kind_of_call():
     import torch
 
     embedder = offline_embedder()
     embedder.encode(["one question"])
     assert torch.get_num_threads() == embedder.query_threads == 1
     embedder.encode(["a batch", "of two"])
-    assert torch.get_num_threads() == embedder.batch_threads
+    assert torch.get_num_threads() == embedder.batch_threads == 1  # no switch by default
+    embedder.batch_threads = 2
+    try:
+        embedder.encode(["a batch", "of two"])
+        assert torch.get_num_threads() == 2
+        embedder.encode(["one question"])
+        assert torch.get_num_threads() == 1
+    finally:
+        embedder.batch_threads = 1
