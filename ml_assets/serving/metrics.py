@@ -38,6 +38,19 @@ class ServingMetrics:
             p + "predictions", "Answers by the path that answered and the decision",
             ["path", "decision"], registry=r,
         )  # fmt: skip
+        self.arm_predictions = Counter(
+            p + "predictions_by_arm", "Answers by the rollout stage that answered (champion, "
+            "canary) and the decision", ["arm", "decision"], registry=r,
+        )  # fmt: skip
+        self.canary_diverted = Counter(
+            p + "canary_diverted", "Canary customers not answered by the canary, by reason "
+            "(error, breaker_open: the champion answered; timeout, batch_error: the rules)",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.canary_share = Gauge(
+            p + "canary_share", "Share of customers routed to the canary (0 without one)",
+            registry=r,
+        )  # fmt: skip
         self.score = Histogram(
             p + "score", "Served score by answering path (the dashboard's distribution)",
             ["path"], buckets=SCORE_BUCKETS, registry=r,
@@ -80,8 +93,16 @@ class ServingMetrics:
             ["outcome"], registry=r,
         )  # fmt: skip
         self.shadow_diff = Histogram(
-            p + "shadow_score_diff", "|challenger - champion| score", buckets=DIFF_BUCKETS,
+            p + "shadow_score_diff", "|shadow - answered| score", buckets=DIFF_BUCKETS,
             registry=r,
+        )  # fmt: skip
+        self.shadow_agreement = Gauge(
+            p + "shadow_agreement", "Share of shadow-scored answers whose decision the shadow "
+            "model would have given, since the current shadow version loaded", registry=r,
+        )  # fmt: skip
+        self.shadow_latency = Histogram(
+            p + "shadow_latency_seconds", "Shadow model call per answered request",
+            buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.review_enqueued = Counter(
             p + "review_enqueued", "Requests sent to the human-review queue", registry=r
@@ -92,8 +113,8 @@ class ServingMetrics:
         )  # fmt: skip
         self.rate_limited = Counter(p + "rate_limited", "Requests refused with 429", registry=r)
         self.model_info = Gauge(
-            p + "model_info", "1 for the loaded model of each role", ["role", "name", "version"],
-            registry=r,
+            p + "model_info", "1 for the loaded model of each stage (champion, canary, shadow)",
+            ["role", "name", "version"], registry=r,
         )  # fmt: skip
         self.reloads = Counter(
             p + "model_reloads", "Model swaps and refused loads", ["role", "outcome"], registry=r
@@ -102,6 +123,16 @@ class ServingMetrics:
             p + "prediction_log_rows", "Rows written to the prediction log", registry=r
         )
         self.breaker_state.set(0)
+        self._arm_children: dict[tuple[str, str], Counter] = {}
+
+    def count_arm(self, arm: str, decision: str) -> None:
+        """One answer of `arm`; the labelled child is looked up once (request path)."""
+        child = self._arm_children.get((arm, decision))
+        if child is None:
+            child = self._arm_children[(arm, decision)] = self.arm_predictions.labels(
+                arm=arm, decision=decision
+            )
+        child.inc()
 
     def on_breaker_change(self, state: str) -> None:
         self.breaker_state.set(STATE_VALUES[state])

@@ -114,15 +114,18 @@ class World:
         return process
 
     def reset_aliases(self) -> None:
-        """Back to the state `build_world` left: champion = v1, no challenger, no history."""
+        """Back to the state `build_world` left: champion = v1, no other stage (canary,
+        shadow, challenger), no canary share, no history."""
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         client.set_registered_model_alias(MODEL_NAME, "champion", self.versions[0])
-        with contextlib.suppress(Exception):
-            client.delete_registered_model_alias(MODEL_NAME, "challenger")
-        with contextlib.suppress(Exception):
-            client.delete_registered_model_tag(MODEL_NAME, "champion.history")
+        for alias in ("canary", "shadow", "challenger"):
+            with contextlib.suppress(Exception):
+                client.delete_registered_model_alias(MODEL_NAME, alias)
+        for tag in ("champion.history", "canary_share"):
+            with contextlib.suppress(Exception):
+                client.delete_registered_model_tag(MODEL_NAME, tag)
 
 
 def build_world(home: Path) -> World:
@@ -215,6 +218,9 @@ class ControlledRegistry:
 
     def resolve(self, alias: str) -> str | None:
         return self.inner.resolve(alias)
+
+    def tag(self, key: str) -> str | None:
+        return self.inner.tag(key)
 
     def load(self, version: str) -> Scorer:
         scorer = ControlledScorer(self.inner.load(version))
