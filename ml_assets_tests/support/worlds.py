@@ -113,6 +113,30 @@ class World:
         wait_process_ready(process, f"http://127.0.0.1:{port}/ready")
         return process
 
+    def set_stages(
+        self,
+        *,
+        champion: str | None = None,
+        canary: str | None = None,
+        shadow: str | None = None,
+        canary_share: float | None = None,
+    ) -> None:
+        """Point the rollout-stage aliases as automation would: a version sets its stage's
+        alias, None deletes it (the champion is only ever moved, never deleted)."""
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        if champion is not None:
+            client.set_registered_model_alias(MODEL_NAME, "champion", champion)
+        for alias, version in (("canary", canary), ("shadow", shadow)):
+            if version is not None:
+                client.set_registered_model_alias(MODEL_NAME, alias, version)
+            else:
+                with contextlib.suppress(Exception):
+                    client.delete_registered_model_alias(MODEL_NAME, alias)
+        if canary_share is not None:
+            client.set_registered_model_tag(MODEL_NAME, "canary_share", str(canary_share))
+
     def reset_aliases(self) -> None:
         """Back to the state `build_world` left: champion = v1, no other stage (canary,
         shadow, challenger), no canary share, no history."""
