@@ -103,7 +103,8 @@ def test_canary_customers_get_the_canary_and_the_rest_the_champion(
     world.set_stages(canary=v2, canary_share=0.5)
     # Routing, not latency, is under test: a generous deadline on a shared machine.
     config = world.config(tmp_path, cache_size=0, request_timeout_s=5.0)
-    with world.serve(create_app(config)) as client:
+    registry = ControlledRegistry(world.tracking_uri)
+    with world.serve(create_app(config, registry=registry)) as client:
         models = client.post("/admin/reload", params={"wait": "true"}).json()
         assert models["canary"]["version"] == v2 and models["canary"]["share"] == 0.5
         assert datetime.fromisoformat(models["canary"]["loaded_at"])
@@ -115,10 +116,16 @@ def test_canary_customers_get_the_canary_and_the_rest_the_champion(
         answers = client.post("/predict/batch", json={"transactions": batch}).json()
         by_index = dict(enumerate(answers["predictions"]))
         for i in canary:
-            assert (by_index[i]["arm"], by_index[i]["model_version"]) == ("canary", v2), (by_index[i]["reason"], by_index[i]["path"])
+            assert (by_index[i]["arm"], by_index[i]["model_version"]) == ("canary", v2), (
+                by_index[i]["reason"],
+                by_index[i]["path"],
+            )
         for i in champion:
             assert (by_index[i]["arm"], by_index[i]["model_version"]) == ("champion", v1)
         assert {a["path"] for a in by_index.values()} <= MODEL_PATHS
+        # Each model scored its own arm's rows and no others (plus its probe row at load).
+        assert registry.loaded[v2].rows == len(canary) + 1
+        assert registry.loaded[v1].rows == len(champion) + 1
         metrics = client.get("/metrics").text
         by_arm = {
             arm: sum(
@@ -190,11 +197,12 @@ def test_a_slow_canary_answers_with_the_rules_and_never_delays_the_champion(
     canary_ids, champion_ids = _customers(world, 0.5)
     world.set_stages(canary=v2, canary_share=0.5)
     registry = ControlledRegistry(world.tracking_uri)
-    config = world.config(tmp_path, request_timeout_s=0.3, breaker_failures=100, cache_size=0)
+    # Margins wide enough for a busy machine: the champion's row takes milliseconds.
+    config = world.config(tmp_path, request_timeout_s=1.0, breaker_failures=100, cache_size=0)
     with world.serve(create_app(config, registry=registry)) as client:
         assert client.post("/admin/reload", params={"wait": "true"}).json()["canary"]
         slow = registry.loaded[v2]
-        slow.mode, slow.delay_s = "slow", 1.0
+        slow.mode, slow.delay_s = "slow", 3.0
         batch = [world.transaction(canary_ids[0]), world.transaction(champion_ids[0])]
         late, prompt = client.post("/predict/batch", json={"transactions": batch}).json()[
             "predictions"

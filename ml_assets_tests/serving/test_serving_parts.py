@@ -179,10 +179,14 @@ def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("ML_ASSETS_HOME", str(tmp_path))
     monkeypatch.setenv("ML_ASSETS_API_KEY", "k1, k2")
     monkeypatch.setenv("ML_ASSETS_MICRO_BATCHING", "0")
+    monkeypatch.setenv("ML_ASSETS_CANARY", "0")
+    monkeypatch.setenv("ML_ASSETS_SHADOW_ALIAS", "next")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = ServingConfig.from_env()
     assert config.api_keys == ("k1", "k2")
     assert not config.micro_batching
+    assert not config.canary and config.shadow
+    assert (config.canary_alias, config.shadow_alias) == ("canary", "next")
     assert config.resolved_tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
     with pytest.raises(ValueError, match="review_low"):
         ServingConfig(decisions=DecisionThresholds(review_low=0.9, decline_at=0.5))

@@ -218,9 +218,11 @@ class ControlledScorer:
         self.mode = "ok"  # ok | fail | corrupt | slow | nan_online (NaN for one slice)
         self.delay_s = 1.0
         self.calls = 0
+        self.rows = 0  # rows it was asked to score, the load-time probe included
 
     def predict_proba(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         self.calls += 1
+        self.rows += len(rows)
         if self.mode == "fail":
             raise RuntimeError("model worker died")
         if self.mode == "slow":
