@@ -16,8 +16,11 @@ from ml_assets.serving.cache import TTLCache
 from ml_assets.serving.config import ServingConfig
 from ml_assets.serving.fallback import heuristic_score
 from ml_assets.serving.gateway import TokenBucket, key_matches
+from ml_assets.serving.metrics import ServingMetrics
 from ml_assets.serving.prediction_log import PREDICTION_LOG_SCHEMA, PredictionLogWriter
+from ml_assets.serving.shadow import ShadowWorker
 from ml_assets.settings import DecisionThresholds
+from ml_assets_tests.support.worlds import metric_value
 
 
 class Clock:
@@ -210,3 +213,16 @@ def test_serving_imports_only_the_read_side_of_its_contracts() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"serving imported {result.stdout.strip()}"
+
+
+AGREEMENT = "ml_assets_serving_shadow_agreement"
+
+
+def test_shadow_agreement_covers_the_current_shadow_version_only() -> None:
+    metrics = ServingMetrics()
+    worker = ShadowWorker(None, str, lambda records: None, metrics)  # type: ignore[arg-type]
+    worker._count_agreement("2", agreed=3, scored=4)
+    worker._count_agreement("2", agreed=1, scored=4)
+    assert metric_value(metrics.render().decode(), AGREEMENT) == 0.5
+    worker._count_agreement("3", agreed=1, scored=1)  # a new shadow starts afresh
+    assert metric_value(metrics.render().decode(), AGREEMENT) == 1.0

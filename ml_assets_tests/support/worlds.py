@@ -125,17 +125,19 @@ class World:
         alias, None deletes it (the champion is only ever moved, never deleted)."""
         from mlflow import MlflowClient
 
+        from ml_assets.training.rollout_stages import CANARY, CANARY_SHARE_TAG, SHADOW
+
         client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         if champion is not None:
             client.set_registered_model_alias(MODEL_NAME, "champion", champion)
-        for alias, version in (("canary", canary), ("shadow", shadow)):
+        for alias, version in ((CANARY, canary), (SHADOW, shadow)):
             if version is not None:
                 client.set_registered_model_alias(MODEL_NAME, alias, version)
             else:
                 with contextlib.suppress(Exception):
                     client.delete_registered_model_alias(MODEL_NAME, alias)
         if canary_share is not None:
-            client.set_registered_model_tag(MODEL_NAME, "canary_share", str(canary_share))
+            client.set_registered_model_tag(MODEL_NAME, CANARY_SHARE_TAG, str(canary_share))
 
     def reset_aliases(self) -> None:
         """Back to the state `build_world` left: champion = v1, no other stage (canary,
