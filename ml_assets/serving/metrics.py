@@ -35,12 +35,9 @@ class ServingMetrics:
             registry=r,
         )  # fmt: skip
         self.predictions = Counter(
-            p + "predictions", "Answers by the path that answered and the decision",
-            ["path", "decision"], registry=r,
-        )  # fmt: skip
-        self.arm_predictions = Counter(
-            p + "predictions_by_arm", "Answers by the rollout stage that answered (champion, "
-            "canary) and the decision", ["arm", "decision"], registry=r,
+            p + "predictions", "Answers by the path that answered, the decision, and the "
+            "rollout stage (arm: champion, canary) whose model answered or was asked",
+            ["path", "decision", "arm"], registry=r,
         )  # fmt: skip
         self.canary_diverted = Counter(
             p + "canary_diverted", "Canary customers not answered by the canary, by reason "
@@ -123,16 +120,6 @@ class ServingMetrics:
             p + "prediction_log_rows", "Rows written to the prediction log", registry=r
         )
         self.breaker_state.set(0)
-        self._arm_children: dict[tuple[str, str], Counter] = {}
-
-    def count_arm(self, arm: str, decision: str) -> None:
-        """One answer of `arm`; the labelled child is looked up once (request path)."""
-        child = self._arm_children.get((arm, decision))
-        if child is None:
-            child = self._arm_children[(arm, decision)] = self.arm_predictions.labels(
-                arm=arm, decision=decision
-            )
-        child.inc()
 
     def on_breaker_change(self, state: str) -> None:
         self.breaker_state.set(STATE_VALUES[state])

@@ -360,20 +360,18 @@ class ScoringService:
         """Which unanswered transactions the champion's worker scores and which the
         canary's: customers `in_canary` while a canary is loaded and its breaker allows.
         The rest of the unanswered (the champion's breaker is open) get no worker."""
+        if self.source.canary is None:  # the usual case: the champion's path, nothing more
+            return [i for i, a in enumerate(answers) if a is None and self.breaker.allow()], []
         pending = [i for i, a in enumerate(answers) if a is None]
-        to_canary: list[int] = []
-        if pending and self.source.canary is not None:
-            share = self.source.canary_share
-            chosen = [i for i in pending if in_canary(txns[i].customer_id, share)]
-            if chosen:
-                to_canary = [i for i in chosen if self.canary_breaker.allow()]
-                if len(to_canary) < len(chosen):
-                    self.metrics.canary_diverted.labels(reason=BREAKER_OPEN).inc(
-                        len(chosen) - len(to_canary)
-                    )
-                taken = set(to_canary)
-                pending = [i for i in pending if i not in taken]
-        return [i for i in pending if self.breaker.allow()], to_canary
+        share = self.source.canary_share
+        chosen = [i for i in pending if in_canary(txns[i].customer_id, share)]
+        to_canary = [i for i in chosen if self.canary_breaker.allow()]
+        if len(to_canary) < len(chosen):
+            self.metrics.canary_diverted.labels(reason=BREAKER_OPEN).inc(
+                len(chosen) - len(to_canary)
+            )
+        taken = set(to_canary)
+        return [i for i in pending if i not in taken and self.breaker.allow()], to_canary
 
     def _jobs(self, txns: Sequence[Transaction], received_at: datetime) -> list[Job]:
         """Every transaction's job, its event time checked first: one bad time refuses the
@@ -406,7 +404,7 @@ class ScoringService:
         self.metrics.cache_misses.inc(sum(a is None for a in answers))
         if futures:
             await asyncio.wait(futures.values(), timeout=self.config.request_timeout_s)
-        canary = frozenset(to_canary)
+        canary = frozenset(to_canary) if to_canary else ()
         settled = await asyncio.gather(
             *(
                 self._settle(jobs[i], keys[i], futures.get(i),
@@ -483,8 +481,7 @@ class ScoringService:
                 "latency_ms": round(latency_ms, 3),
             }
             responses.append(response)
-            self.metrics.predictions.labels(path=path, decision=decision).inc()
-            self.metrics.count_arm(answer.arm, decision)
+            self.metrics.predictions.labels(path=path, decision=decision, arm=answer.arm).inc()
             self.metrics.score.labels(path=path).observe(answer.score)
             if answer.reason:
                 self.metrics.degraded.labels(reason=answer.reason).inc()

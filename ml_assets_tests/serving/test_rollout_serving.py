@@ -129,8 +129,9 @@ def test_canary_customers_get_the_canary_and_the_rest_the_champion(
         metrics = client.get("/metrics").text
         by_arm = {
             arm: sum(
-                metric_value(metrics, "ml_assets_serving_predictions_by_arm_total", arm=arm,
-                             decision=d) for d in ("approve", "review", "decline")
+                metric_value(metrics, "ml_assets_serving_predictions_total", arm=arm, path=p,
+                             decision=d)
+                for d in ("approve", "review", "decline") for p in MODEL_PATHS
             )
             for arm in ("canary", "champion")
         }  # fmt: skip
