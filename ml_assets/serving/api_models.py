@@ -59,6 +59,9 @@ class Prediction(BaseModel):
     reason: str | None = None  # breaker_open | timeout | model_error | no_model
     model_name: str | None
     model_version: str | None
+    # champion | canary: the rollout stage whose model answered (for a rules answer, the
+    # stage that was asked); a cached answer keeps the arm it was given with.
+    arm: str
     unknown_entities: list[str] = []
     feature_status: dict[str, str] = {}
     latency_ms: float
@@ -104,13 +107,25 @@ class ValidationErrorBody(BaseModel):
 
 
 class ModelRef(BaseModel):
+    """A loaded model of one rollout stage, and since when this replica serves it."""
+
     name: str
     version: str
+    loaded_at: datetime
+
+
+class CanaryRef(ModelRef):
+    share: float = Field(ge=0.0, le=1.0, description="Share of customers it answers (the "
+                         "registered-model tag `canary_share`, read at every reload).")  # fmt: skip
 
 
 class LoadedModels(BaseModel):
+    """The stage models this replica has loaded: the champion answers, the canary answers
+    its share of customers, the shadow scores off the response path (null: not set)."""
+
     champion: ModelRef | None
-    challenger: ModelRef | None
+    canary: CanaryRef | None
+    shadow: ModelRef | None
 
 
 class ModelsStatus(LoadedModels):
@@ -137,7 +152,7 @@ class Reloading(LoadedModels):
 
 
 class RefreshOutcome(BaseModel):
-    role: str  # champion | challenger
+    role: str  # champion | canary | shadow
     alias: str
     outcome: str  # unchanged | swapped | refused | unset
     version: str | None = None

@@ -56,6 +56,7 @@ from ml_assets.serving.prediction_log import PredictionLogWriter
 from ml_assets.serving.rag_route import router as rag_router
 from ml_assets.serving.review_queue import ReviewQueue
 from ml_assets.serving.service import ScoringService
+from ml_assets.training.rollout_stages import CANARY, SHADOW
 
 log = logging.getLogger("ml_assets.serving")
 ROUTES = frozenset(
@@ -229,11 +230,13 @@ def create_app(
     def on_result(result: RefreshResult) -> None:
         if result.outcome in ("swapped", "refused"):
             metrics.reloads.labels(role=result.role, outcome=result.outcome).inc()
+        metrics.canary_share.set(source.canary_share if source.canary else 0.0)
 
     source = ModelSource(
         registry,
         config.champion_alias,
-        config.challenger_alias if config.shadow else None,
+        canary_alias=config.canary_alias if config.canary else None,
+        shadow_alias=config.shadow_alias if config.shadow else None,
         on_result=on_result,
     )
     service = ScoringService(
@@ -367,8 +370,9 @@ def create_app(
         },
     )  # fmt: skip
     async def reload(wait: bool = False) -> JSONResponse:
-        """Re-read the registry aliases and swap in changed models: 202 at once (in the
-        background), or with `wait=true` 200 once done, with what happened per role."""
+        """Re-read the registry aliases (champion, canary, shadow) and the canary share, and
+        swap in changed models: 202 at once (in the background), or with `wait=true` 200
+        once done, with what happened per stage."""
         if not wait:
             asyncio.ensure_future(refresh())
             return JSONResponse({"status": "reloading", **_models(source)}, status_code=202)
@@ -377,7 +381,8 @@ def create_app(
 
     @app.get("/admin/models", response_model=ModelsStatus, responses=AUTH_RESPONSES)
     async def models() -> JSONResponse:
-        """The loaded champion and challenger, and the circuit breaker's state."""
+        """Each rollout stage's loaded model (champion, canary with its share, shadow: name,
+        version, since when loaded), and the champion's circuit breaker state."""
         return JSONResponse({**_models(source), "breaker": service.breaker.state})
 
     @app.get("/health", response_model=Health)
@@ -459,10 +464,17 @@ async def _first_load(refresh: Any) -> None:
 
 
 def _models(source: ModelSource) -> dict[str, Any]:
-    def describe(scorer: Any) -> dict[str, str] | None:
-        return {"name": scorer.name, "version": scorer.version} if scorer else None
+    def describe(role: str, scorer: Any) -> dict[str, Any] | None:
+        loaded_at = source.loaded_at.get(role)
+        if scorer is None or loaded_at is None:  # retired between the two reads
+            return None
+        return {"name": scorer.name, "version": scorer.version, "loaded_at": loaded_at.isoformat()}
 
-    return {"champion": describe(source.champion), "challenger": describe(source.challenger)}
+    canary = describe(CANARY, source.canary)
+    if canary is not None:
+        canary["share"] = source.canary_share
+    return {"champion": describe(CHAMPION, source.champion), "canary": canary,
+            "shadow": describe(SHADOW, source.shadow)}  # fmt: skip
 
 
 def serve(

@@ -46,7 +46,11 @@ def served(world: World, tmp_path: Path) -> Iterator[tuple[httpx.Client, Tally]]
                           rate_limit_burst=1_000_000)  # fmt: skip
     build_index(config.home, small_corpus(tmp_path / "corpus"))  # /rag/query answers too
     tally = Tally()
+    # Every stage loaded, so the answers of both arms and /admin/models' canary and shadow
+    # are held to the schema too.
+    world.set_stages(canary=world.versions[1], shadow=world.versions[1], canary_share=0.5)
     with world.serve(create_app(config)) as client:
+        assert client.post("/admin/reload", params={"wait": "true"}).json()["canary"]
         yield client, tally
         seen = {operation for operation, status in tally.statuses if 200 <= status < 300}
         every = {label for label, _ in tally.statuses}
