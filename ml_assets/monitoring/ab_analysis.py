@@ -264,7 +264,9 @@ def ab_metadata(result: AbResult) -> dict[str, object]:
         "summary": result.summary,
         "canary_days": list(result.days),
         "planned_frauds_per_arm": result.plan.n_per_arm,
-        "plan": {k: round(float(v), 5) for k, v in asdict(result.plan).items()},
+        "plan": {
+            k: round(v, 5) if isinstance(v, float) else v for k, v in asdict(result.plan).items()
+        },
         "plan_reached": result.reached,
         "champion_counts": asdict(result.champion),
         "canary_counts": asdict(result.canary),

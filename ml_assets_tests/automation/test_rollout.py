@@ -8,7 +8,8 @@ written through the prediction log's writer."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -113,3 +114,9 @@ def test_better_candidate_goes_all_the_way_to_champion(platform):
     mine = [r.asset_materialization.metadata for r in history
             if r.asset_materialization.metadata["version"].value == version]  # fmt: skip
     assert [m["stage"].value for m in reversed(mine)] == ["candidate", SHADOW, CANARY, CHAMPION]
+    decided = next(e for k, e in story.evidence.items() if k.startswith("ab "))
+    assert decided["plan_reached"] is False or decided["verdict"] == "promote"
+    last = story.evidence[max(k for k in story.evidence if k.startswith("ab "))]
+    assert last["verdict"] == "promote" and last["plan_reached"] is True
+    assert "fraud_caught_interval" in last and "auc_interval" in last
+    assert Path(last["over_time"]).is_file()  # the difference-over-time picture
