@@ -60,14 +60,18 @@ def _serve(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from ml_assets.automation.endpoints import endpoint_urls, notify_endpoints
     from ml_assets.training.registry_reader import resolve_version
-    from ml_assets.training.rollout import retire
+    from ml_assets.training.rollout import RolloutError, retire
 
     uri = get_settings().mlflow_tracking_uri
     version = args.version or resolve_version(uri, args.model, args.stage)
     if version is None:
         print(f"{args.model} has no version at stage {args.stage}; nothing to roll back")
         return 1
-    moved = retire(uri, args.model, version)
+    try:
+        moved = retire(uri, args.model, version)
+    except RolloutError as error:
+        print(f"ml-assets rollback: {error}", file=sys.stderr)
+        return 2
     after = f"; champion is v{moved.restored} again" if moved.restored else ""
     print(f"{args.model} v{moved.version}: {moved.previous_stage} -> {moved.stage}{after}")
     for url, outcome in notify_endpoints(endpoint_urls()).items():

@@ -10,6 +10,8 @@ The rollout asset re-reads the evidence itself before moving anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from ml_assets.automation.jobs import DEPLOY_JOB
@@ -53,7 +55,7 @@ def _decide(
     context: dg.SensorEvaluationContext,
     key: dg.AssetKey,
     mlflow: MlflowResource,
-    requests_for,  # (metadata, stages) -> list[RunRequest]
+    requests_for: Callable[[dict[str, object], dict[str, str]], list[dg.RunRequest]],
 ) -> dg.SensorResult | dg.SkipReason:
     events, cursor = new_metadata(context, key)
     if not events:

@@ -11,6 +11,7 @@ its first model champion (the bootstrap rule of `rollout.enter`).
 import dagster as dg
 
 from ml_assets.resources import MlflowResource, SettingsResource
+from ml_assets.settings import Settings
 from ml_assets.training.model_contracts import EvaluationOutcome, probe_error
 from ml_assets.training.registry_reader import (
     CHAMPION,
@@ -43,7 +44,7 @@ class RolloutConfig(dg.Config):
     reason: str = ""
 
 
-def _evidence(stage: str, version: str, settings) -> tuple[bool, str]:
+def _evidence(stage: str, version: str, settings: Settings) -> tuple[bool, str]:
     """Whether the live evidence allows `version` into `stage`, and the figures that say so."""
     if stage == CANARY:
         ready = shadow_readiness(
@@ -58,7 +59,7 @@ def _evidence(stage: str, version: str, settings) -> tuple[bool, str]:
     return True, ""
 
 
-def _move(uri: str, config: RolloutConfig, settings) -> tuple[Transition, str]:
+def _move(uri: str, config: RolloutConfig, settings: Settings) -> tuple[Transition, str]:
     name = STUDENT_MODEL_NAME
     if config.stage == ROLLED_BACK:
         return retire(uri, name, config.version), config.reason or "rolled back on request"

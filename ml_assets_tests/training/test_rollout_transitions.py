@@ -10,6 +10,8 @@ import re
 import pytest
 from mlflow import MlflowClient
 
+from ml_assets.cli import main
+from ml_assets.settings import Settings
 from ml_assets.training.model_contracts import GATES_PASSED
 from ml_assets.training.registry_reader import CHALLENGER, CHAMPION
 from ml_assets.training.rollout import (
@@ -108,3 +110,23 @@ def test_rollback_of_a_champion_restores_the_one_it_replaced(registry):
     assert stage_aliases(uri, name)[CHAMPION] == v1
     with pytest.raises(RolloutError, match="holds no rollout stage"):
         retire(uri, name, v2)
+
+
+def test_cli_rollback_takes_the_version_out_of_any_stage(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ML_ASSETS_HOME", str(tmp_path))
+    monkeypatch.delenv("ML_ASSETS_ENDPOINTS", raising=False)
+    (tmp_path / "mlflow").mkdir()
+    uri = Settings.from_env().mlflow_tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("fraud_student")
+    registry = (uri, client, "fraud_student")
+    v1, v2 = register(registry), register(registry)
+    enter(uri, "fraud_student", v1)
+    enter(uri, "fraud_student", v2)
+    advance(uri, "fraud_student", v2, SHADOW)
+
+    assert main(["rollback", "--stage", "shadow"]) == 0
+    assert f"fraud_student v{v2}: shadow -> rolled_back" in capsys.readouterr().out
+    assert stage_aliases(uri, "fraud_student") == {CHAMPION: v1}
+    assert main(["rollback", "--version", v2]) == 2  # it holds no stage any more
+    assert "holds no rollout stage" in capsys.readouterr().err
