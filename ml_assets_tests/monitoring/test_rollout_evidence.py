@@ -1,20 +1,32 @@
 """The shadow comparison and the A/B analysis on prediction logs with known answers: flips,
 agreement and latency counted exactly; a shadow version blocked, waiting or ready; a canary
 that catches less fraud judged worse only once the planned sample is reached, and an equal
-one promoted."""
+one promoted; and the two assets on a real instance."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
 
+from ml_assets.definitions import build_assets, build_resources
 from ml_assets.monitoring.ab_analysis import AbPlan, arm_counts, day_rows, plan_for, pooled
+from ml_assets.monitoring.rollout_assets import (
+    AB_ANALYSIS,
+    CHECK_AB,
+    CHECK_SHADOW,
+    SHADOW_COMPARISON,
+)
 from ml_assets.monitoring.shadow_comparison import compare_shadow, shadow_verdict
-from ml_assets.serving.prediction_log import read_prediction_log, write_log_file
-from ml_assets.settings import DecisionThresholds
+from ml_assets.serving.prediction_log import (
+    prediction_log_root,
+    read_prediction_log,
+    write_log_file,
+)
+from ml_assets.settings import DecisionThresholds, Settings
 from ml_assets.training.rollout_evidence import (
     BLOCKED,
     PROMOTE,
@@ -136,3 +148,61 @@ def test_an_equal_canary_is_promoted_at_the_planned_sample(tmp_path):
     result = pooled(ab_rows(np.random.default_rng(2), 10 * plan.n_per_arm * 2, 0.8, 0.8), "2", plan)
     assert result.verdict == PROMOTE, result.summary
     assert result.auc is not None and result.auc.low < 0 < result.auc.high
+
+
+# The assets through dg.materialize on a real instance: a day without shadow or canary
+# traffic (the demo's days) passes quietly; a shadow day past the flip limit records its
+# figures, says the version is blocked, and fails its blocking check.
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(home=tmp_path / "data", partitions_start=date(2026, 3, 1))
+
+
+def run(settings: Settings, key: dg.AssetKey, instance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        build_assets(settings),
+        selection=[key],
+        partition_key=DAY.isoformat(),
+        resources=build_resources(settings),
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, object]:
+    (event,) = result.asset_materializations_for_node(key.path[-1])
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def test_a_day_without_shadow_or_canary_traffic_passes(settings):
+    answers = [record(i, score=0.1, decision="approve") for i in range(20)]
+    write_log_file(prediction_log_root(settings.home), DAY.isoformat(), answers)
+    with dg.instance_for_test() as instance:
+        for key, check in ((SHADOW_COMPARISON, CHECK_SHADOW), (AB_ANALYSIS, CHECK_AB)):
+            result = run(settings, key, instance)
+            assert result.success
+            (evaluation,) = result.get_asset_check_evaluations()
+            assert evaluation.check_name == check and evaluation.passed
+        assert (
+            metadata(run(settings, SHADOW_COMPARISON, instance), SHADOW_COMPARISON)["compared"] == 0
+        )
+
+
+def test_a_shadow_day_past_the_flip_limit_fails_its_blocking_check(settings):
+    answers = [
+        record(i, score=0.1, decision="approve", shadow_score=0.9 if i < 10 else 0.1,
+               shadow_version="2", shadow_latency_ms=1.0)
+        for i in range(100)
+    ]  # fmt: skip
+    write_log_file(prediction_log_root(settings.home), DAY.isoformat(), answers)
+    with dg.instance_for_test() as instance:
+        result = run(settings, SHADOW_COMPARISON, instance)
+        assert not result.success  # a failed blocking check fails the run
+        (evaluation,) = result.get_asset_check_evaluations()
+        assert not evaluation.passed
+        assert evaluation.metadata["flip_rate"].value == pytest.approx(0.10)
+        figures = metadata(result, SHADOW_COMPARISON)
+        assert (figures["shadow_version"], figures["readiness"]) == ("2", BLOCKED)
+        assert figures["flips"] == {"approve->decline": 10}
