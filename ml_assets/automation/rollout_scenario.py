@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from ml_assets.automation.jobs import DEPLOY_JOB
-from ml_assets.automation.promotion_sensor import promotion_sensor
+from ml_assets.automation.promotion_sensor import endpoint_reload_sensor, promotion_sensor
 from ml_assets.automation.rollout_sensors import canary_sensor, champion_sensor, shadow_sensor
 from ml_assets.data.assets import VALIDATED_TRANSACTIONS
 from ml_assets.features.assets import CUSTOMER_FEATURES_KEY, MERCHANT_FEATURES_KEY
@@ -52,6 +52,7 @@ class RolloutStory:
     final_stage: str | None = None
     caught_in: str | None = None  # shadow | canary, when rolled back
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reloads: list[str] = field(default_factory=list)  # the reload sensor, after each change
 
     def lines(self) -> list[str]:
         return [f"v{self.version}: {s}" for s in self.steps]
@@ -128,7 +129,7 @@ class _Driver:
         self.defs, self.instance = defs, instance
         self.cursors: dict[str, str | None] = {}
 
-    def tick(self, sensor) -> list[dg.RunRequest]:
+    def evaluate(self, sensor):
         context = dg.build_sensor_context(
             instance=self.instance,
             cursor=self.cursors.get(sensor.name),
@@ -136,16 +137,23 @@ class _Driver:
         )
         result = sensor.evaluate_tick(context)
         self.cursors[sensor.name] = result.cursor
-        return list(result.run_requests or [])
+        return result
 
-    def run(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    def tick(self, sensor) -> list[dg.RunRequest]:
+        return list(self.evaluate(sensor).run_requests or [])
+
+    def run(self, request: dg.RunRequest, story: RolloutStory | None = None):
+        """Run a requested rollout step; after a stage change the reload sensor ticks."""
         job = self.defs.resolve_job_def(DEPLOY_JOB)
-        return job.execute_in_process(
+        result = job.execute_in_process(
             instance=self.instance,
             run_config=request.run_config,
             tags=request.tags,
             raise_on_error=False,
         )
+        if result.success and story is not None:
+            story.reloads.append(self.evaluate(endpoint_reload_sensor).skip_message or "")
+        return result
 
     def materialize(self, key: dg.AssetKey, day: date) -> dg.ExecuteInProcessResult:
         return self.defs.resolve_implicit_global_asset_job_def().execute_in_process(
@@ -157,7 +165,7 @@ class _Driver:
 
     def step(self, sensor, story: RolloutStory) -> None:
         for request in self.tick(sensor):
-            result = self.run(request)
+            result = self.run(request, story)
             stage = (request.tags or {}).get("rollout/stage")
             story.steps.append(f"{sensor.name} -> {stage}: {'ok' if result.success else 'failed'}")
 
@@ -194,17 +202,19 @@ def play_rollout(
     entry, shadow traffic on `shadow_days`, canary traffic on `canary_days` (whose labels
     must have landed), each transition requested by the sensors. Returns what happened."""
     driver = _Driver(defs, instance)
-    for sensor in (shadow_sensor, canary_sensor, champion_sensor):
+    for sensor in (shadow_sensor, canary_sensor, champion_sensor, endpoint_reload_sensor):
         driver.tick(sensor)  # start their cursors after whatever happened before
     # The promotion sensor's first tick looks at the latest evaluation: the candidate.
     requests = driver.tick(promotion_sensor)
-    entry = driver.run(requests[0]) if requests else None
+    story = RolloutStory("?")
+    entry = driver.run(requests[0], story) if requests else None
     if entry is None or not entry.success:
-        story = RolloutStory("?", ["the candidate did not enter the rollout (gates failed?)"])
+        story.steps.append("the candidate did not enter the rollout (gates failed?)")
         return story
     (event,) = entry.asset_materializations_for_node(DEPLOYED_MODEL.path[-1])
     meta = {k: v.value for k, v in event.metadata.items()}
-    story = RolloutStory(str(meta["version"]), [f"entered as {meta['stage']}"])
+    story.version = str(meta["version"])
+    story.steps.append(f"entered as {meta['stage']}")
     uri = settings.mlflow_tracking_uri
     champion_version = stage_aliases(uri, STUDENT_MODEL_NAME).get("champion")
     champion = (champion_version, load_model_version(STUDENT_MODEL_NAME, champion_version, uri))

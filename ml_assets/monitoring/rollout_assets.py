@@ -208,7 +208,8 @@ def build_rollout_monitoring_assets(
         rows = day_rows(log, labels, day)
         write_parquet_atomically(rows, _rows_path(s.reports_dir, day))
         version = canary_version(rows)
-        everything = _all_rows(s.reports_dir)
+        # Pooled up to this day: a late-label re-run of an older day redraws that day only.
+        everything = _all_rows(s.reports_dir).filter(pl.col("day") <= day)
         knobs = AbPlan(s.ab_mde, s.ab_alpha, s.ab_power)
         first_day = everything.filter(
             (pl.col("arm") == CANARY_ARM) & (pl.col("model_version") == version)

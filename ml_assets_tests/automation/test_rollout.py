@@ -120,3 +120,6 @@ def test_better_candidate_goes_all_the_way_to_champion(platform):
     assert last["verdict"] == "promote" and last["plan_reached"] is True
     assert "fraud_caught_interval" in last and "auc_interval" in last
     assert Path(last["over_time"]).is_file()  # the difference-over-time picture
+    # The endpoint reload sensor fired after each of the four stage changes (no endpoint is
+    # configured here; the replay through a real endpoint comes with the serving branch).
+    assert story.reloads == ["no endpoints configured (ML_ASSETS_ENDPOINTS)"] * 4
