@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ml_assets.atomic_files import replace_atomically
+from ml_assets.atomic_files import replace_atomically, write_parquet_atomically
 from ml_assets.monitoring.plots import plot_series
 from ml_assets.training.ab_testing import (
     ProportionTest,
@@ -28,7 +28,8 @@ from ml_assets.training.ab_testing import (
     plan_sample_size,
     two_proportion_test,
 )
-from ml_assets.training.rollout_evidence import PROMOTE, WAITING, WORSE
+from ml_assets.training.registry_reader import STUDENT_MODEL_NAME
+from ml_assets.training.rollout_evidence import AB_FOLDER, PROMOTE, WAITING, WORSE
 from ml_assets.training.rollout_stages import CANARY_ARM, CHAMPION_ARM
 
 LABEL = "is_fraud"
@@ -218,6 +219,31 @@ def _verdict(version, a, b, plan, tests, auc) -> tuple[str, str]:
     if worse:
         return WORSE, head + f"; significantly worse on {', '.join(worse)}"
     return PROMOTE, head + "; not worse on any metric at the planned sample"
+
+
+def _rows_path(reports_dir: Path, day: date) -> Path:
+    return Path(reports_dir) / AB_FOLDER / "rows" / f"{day.isoformat()}.parquet"
+
+
+def _kept_rows(reports_dir: Path) -> pl.DataFrame:
+    files = sorted((Path(reports_dir) / AB_FOLDER / "rows").glob("*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
+
+
+def analyse_day(reports_dir: Path, rows: pl.DataFrame, day: date, knobs: AbPlan) -> AbResult:
+    """Keep the day's rows (`day_rows`) beside the reports, then compare the day's canary
+    version with the champion over every kept day up to `day` (a late-label re-run of an
+    older day redraws that day only). The plan is stated on the version's first canary day."""
+    write_parquet_atomically(rows, _rows_path(reports_dir, day))
+    version = canary_version(rows)
+    if version is None:
+        raise ValueError(f"no canary answer on {day}: nothing to compare")
+    kept = _kept_rows(reports_dir).filter(pl.col("day") <= day)
+    canary = (pl.col("arm") == CANARY_ARM) & (pl.col("model_version") == version)
+    first = kept.filter(canary)["day"].min()
+    baseline = arm_counts(kept.filter((pl.col("day") == first) & (pl.col("arm") == CHAMPION_ARM)))
+    plan_path = Path(reports_dir) / AB_FOLDER / f"plan-{STUDENT_MODEL_NAME}-v{version}.json"
+    return pooled(kept, version, plan_for(plan_path, version, baseline, knobs))
 
 
 def daily_point(result: AbResult, day: date) -> dict[str, object]:

@@ -3,24 +3,19 @@ against the champion on the same requests) and `ab_analysis` (champion and canar
 against their labels). Their checks are blocking and ERROR-severity: they are the gates
 the rollout sensors read before moving a version to canary or champion, or rolling it back."""
 
-from datetime import date
-
 import dagster as dg
 import polars as pl
 
-from ml_assets.atomic_files import write_parquet_atomically
 from ml_assets.data.assets import TRANSACTION_LABELS
 from ml_assets.data.partitions import partition_day
 from ml_assets.monitoring.ab_analysis import (
     AbPlan,
     ab_metadata,
-    arm_counts,
+    analyse_day,
     canary_version,
     daily_point,
     day_rows,
-    plan_for,
     plot_ab,
-    pooled,
 )
 from ml_assets.monitoring.assets import (
     GROUP,
@@ -34,16 +29,13 @@ from ml_assets.monitoring.series import upsert_day
 from ml_assets.monitoring.shadow_comparison import compare_shadow, shadow_verdict
 from ml_assets.resources import SettingsResource, WarehouseReader
 from ml_assets.serving.prediction_log import read_prediction_log
-from ml_assets.training.registry_reader import STUDENT_MODEL_NAME
 from ml_assets.training.rollout_evidence import (
-    AB_FOLDER,
     WORSE,
     ShadowLimits,
     ab_table_path,
     readiness,
     shadow_table_path,
 )
-from ml_assets.training.rollout_stages import CANARY_ARM, CHAMPION_ARM
 
 SHADOW_COMPARISON = dg.AssetKey("shadow_comparison")
 AB_ANALYSIS = dg.AssetKey("ab_analysis")
@@ -74,15 +66,6 @@ def _plot_shadow(table: pl.DataFrame, path):
         pl.col(c).cast(pl.Float64).fill_null(float("nan")) for cs in panels.values() for c in cs
     )
     return plot_series(filled, panels, path, "Shadow against champion per day")
-
-
-def _rows_path(reports_dir, day: date):
-    return reports_dir / AB_FOLDER / "rows" / f"{day.isoformat()}.parquet"
-
-
-def _all_rows(reports_dir) -> pl.DataFrame:
-    files = sorted((reports_dir / AB_FOLDER / "rows").glob("*.parquet"))
-    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
 
 
 def build_rollout_monitoring_assets(
@@ -197,28 +180,16 @@ def build_rollout_monitoring_assets(
     ) -> dg.MaterializeResult:
         day, s = partition_day(context), settings.settings
         log = read_prediction_log(s.home, day.isoformat())
-        if log.filter(pl.col("arm") == CANARY_ARM).height == 0:
-            return dg.MaterializeResult(
-                metadata={"requests": log.height, "note": "no canary traffic that day"},
-                check_results=[
-                    _gate(CHECK_AB, True, "no canary traffic that day: nothing to judge")
-                ],
-            )
         labels, present = _arrived_labels(warehouse, day, label_delay_max_days)
         rows = day_rows(log, labels, day)
-        write_parquet_atomically(rows, _rows_path(s.reports_dir, day))
-        version = canary_version(rows)
-        # Pooled up to this day: a late-label re-run of an older day redraws that day only.
-        everything = _all_rows(s.reports_dir).filter(pl.col("day") <= day)
-        knobs = AbPlan(s.ab_mde, s.ab_alpha, s.ab_power)
-        first_day = everything.filter(
-            (pl.col("arm") == CANARY_ARM) & (pl.col("model_version") == version)
-        )["day"].min()
-        baseline = arm_counts(
-            everything.filter((pl.col("day") == first_day) & (pl.col("arm") == CHAMPION_ARM))
-        )
-        plan_path = s.reports_dir / AB_FOLDER / f"plan-{STUDENT_MODEL_NAME}-v{version}.json"
-        result = pooled(everything, version, plan_for(plan_path, version, baseline, knobs))
+        if canary_version(rows) is None:
+            return dg.MaterializeResult(
+                metadata={"requests": log.height, "note": "no canary model answer that day"},
+                check_results=[
+                    _gate(CHECK_AB, True, "no canary answer that day: nothing to judge")
+                ],
+            )
+        result = analyse_day(s.reports_dir, rows, day, AbPlan(s.ab_mde, s.ab_alpha, s.ab_power))
         table = ab_table_path(s.reports_dir)
         picture = upsert_day(
             table, daily_point(result, day),
@@ -237,7 +208,7 @@ def build_rollout_monitoring_assets(
                     result.verdict != WORSE,
                     result.summary,
                     verdict=result.verdict,
-                    canary_version=version,
+                    canary_version=result.version,
                 )
             ],
         )
