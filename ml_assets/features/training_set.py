@@ -55,9 +55,14 @@ def attach_features(rows: pl.DataFrame, features: dict[FeatureSet, pl.DataFrame]
 
 def resolve_training_rows(rows: pl.DataFrame) -> pl.DataFrame:
     """Training rows of several days with one row per transaction, the one whose label wins
-    (a chargeback over a review, the latest within a source). Rows without a `source`
-    (days built before reviews were labels) are chargebacks."""
-    return resolve_labels(rows).sort("event_time", "transaction_id")
+    (a chargeback over a review, the latest within a source), in their original order: rows
+    without duplicates come back as they were. Rows without a `source` (days built before
+    reviews were labels) are chargebacks."""
+    if rows["transaction_id"].is_unique().all():
+        return rows
+    numbered = rows.with_row_index("_row")
+    winners = resolve_labels(numbered)["_row"]
+    return numbered.filter(pl.col("_row").is_in(winners.implode())).drop("_row")
 
 
 def build_training_set(
