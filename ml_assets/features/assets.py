@@ -163,7 +163,8 @@ def build_feature_assets(
                 name: window_frame(frames, table_name(key), day, back)
                 for name, (key, frames, back) in inputs.items()
             }
-            # Read, not an input: a day no reviewer decided anything has no partition.
+            # Read, not an input: review_labels may lack the day (a data dir from before the
+            # review loop, or a run of training_set alone), and then the day has no reviews.
             reviewed = warehouse.days_present([table_name(REVIEW_LABELS)], [day.isoformat()])
             built = build_training_set(
                 rows["labels"],
