@@ -7,7 +7,7 @@ up as a 422 that names the field instead of a score computed from garbage.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -166,10 +166,39 @@ class ReloadResult(LoadedModels):
 
 
 class ReviewList(BaseModel):
-    """`GET /review`: pending items, newest first."""
+    """`GET /review`: the items in the asked status (pending by default), newest first."""
 
     items: list[dict[str, Any]]
     count: int
+
+
+class ReviewDecision(BaseModel):
+    """`POST /review/{transaction_id}`: a reviewer's decision. `fraud` and `legitimate` become
+    labels (source `review`) that monitoring and the next training set use until a chargeback
+    arrives; `escalate` passes the item to a second reviewer and is no label."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"decision": "fraud", "reviewer_id": "analyst-7",
+                                         "note": "card used in two countries within an hour"}]},
+    )  # fmt: skip
+
+    decision: Literal["fraud", "legitimate", "escalate"]
+    reviewer_id: Id
+    note: Annotated[str, Field(max_length=2000, strict=True)] | None = None
+
+
+class ReviewRecorded(BaseModel):
+    """200 from `POST /review/{transaction_id}`: the decision as recorded. `status` is the
+    item's new state (`escalated` or `decided`); `is_fraud` the label (null for escalate)."""
+
+    transaction_id: str
+    decision: Literal["fraud", "legitimate", "escalate"]
+    status: Literal["escalated", "decided"]
+    is_fraud: int | None
+    reviewer_id: str
+    note: str | None
+    decided_at: datetime
 
 
 class Health(BaseModel):

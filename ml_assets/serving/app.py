@@ -15,9 +15,9 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -34,7 +34,9 @@ from ml_assets.serving.api_models import (
     Ready,
     Reloading,
     ReloadResult,
+    ReviewDecision,
     ReviewList,
+    ReviewRecorded,
     Transaction,
     ValidationErrorBody,
 )
@@ -54,7 +56,7 @@ from ml_assets.serving.model_source import (
 )
 from ml_assets.serving.prediction_log import PredictionLogWriter
 from ml_assets.serving.rag_route import router as rag_router
-from ml_assets.serving.review_queue import ReviewQueue
+from ml_assets.serving.review_queue import ReviewConflict, ReviewNotFound, ReviewQueue
 from ml_assets.serving.service import ScoringService
 from ml_assets.training.rollout_stages import CANARY, SHADOW
 
@@ -116,6 +118,18 @@ OVERLOADED_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
 }
 SCORING_RESPONSES = {**AUTH_RESPONSES, **BODY_RESPONSES, **OVERLOADED_RESPONSES}
+REVIEW_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
+    **BODY_RESPONSES,
+    404: {"model": ErrorBody, "description": "No queued item has this transaction id."},
+    409: {
+        "model": ErrorBody,
+        "description": "The item was already decided (the first final decision stands), or "
+        "escalated and escalated again; `detail` names the standing decision.",
+    },
+}
+# The path example of POST /review/{transaction_id} (also what the contract test queues).
+REVIEW_EXAMPLE_TRANSACTION = "T-review-example"
 
 
 def _field_errors(details: list[dict[str, str]], status: int = 422) -> JSONResponse:
@@ -354,10 +368,35 @@ def create_app(
 
     @app.get("/review", response_model=ReviewList,
              responses={**AUTH_RESPONSES, **QUERY_RESPONSES})  # fmt: skip
-    async def review(limit: int = Query(100, ge=1, le=10_000)) -> JSONResponse:
-        """Pending requests in the human-review queue, newest first."""
-        items = await asyncio.to_thread(service.review.list, limit)
+    async def review(
+        limit: int = Query(100, ge=1, le=10_000),
+        status: Literal["pending", "escalated", "decided"] = Query("pending"),
+    ) -> JSONResponse:
+        """Items of the human-review queue in `status` (pending by default), newest first."""
+        items = await asyncio.to_thread(service.review.list, limit, status)
         return JSONResponse(jsonable_encoder({"items": items, "count": len(items)}))
+
+    @app.post("/review/{transaction_id}", response_model=ReviewRecorded, responses=REVIEW_RESPONSES)
+    async def decide_review(
+        decision: ReviewDecision,
+        transaction_id: str = Path(
+            min_length=1, max_length=128, examples=[REVIEW_EXAMPLE_TRANSACTION]
+        ),
+    ) -> JSONResponse:
+        """Record a reviewer's decision on the queued item of `transaction_id`: `fraud` or
+        `legitimate` decide it (and become its label), `escalate` passes it to a second
+        reviewer, who then decides it. The first final decision stands: another is a 409."""
+        try:
+            recorded = await asyncio.to_thread(
+                service.review.decide, transaction_id, decision.decision,
+                decision.reviewer_id, decision.note,
+            )  # fmt: skip
+        except ReviewNotFound as error:
+            return JSONResponse({"detail": f"{error}: only queued items can be decided "
+                                 "(GET /review lists them)"}, status_code=404)  # fmt: skip
+        except ReviewConflict as error:
+            return JSONResponse({"detail": str(error)}, status_code=409)
+        return JSONResponse(jsonable_encoder(recorded))
 
     @app.post(
         "/admin/reload",
