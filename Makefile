@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-fast ui serve mlflow-ui evidently-ui lint format clean
+.PHONY: demo demo-rollout test test-fast ui serve mlflow-ui evidently-ui lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed  ## land 30 generated days and materialize everything for them
 	$(VENV)/bin/ml-assets demo --days 30
+
+demo-rollout: $(VENV)/.installed  ## after demo: a worse and a better candidate through shadow and canary
+	$(VENV)/bin/ml-assets demo-rollout
 
 test: $(VENV)/.installed  ## run the whole test suite
 	$(PY) -m pytest -n 2 --dist loadgroup -q

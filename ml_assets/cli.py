@@ -43,6 +43,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(days=args.days, workers=args.workers)
 
 
+def _demo_rollout(args: argparse.Namespace) -> int:
+    from ml_assets.rollout_demo import run_rollout_demo
+
+    return run_rollout_demo()
+
+
 def _features(args: argparse.Namespace) -> int:
     from ml_assets.features.registry import format_registry_table
 
@@ -190,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="days of a monitoring stage run side by side (default: up to 2, one per core)",
     )
     demo.set_defaults(handler=_demo)
+    commands.add_parser(
+        "demo-rollout",
+        help="after `demo`: a worse and a better candidate through shadow and canary, with "
+        "traffic replayed through a real endpoint",
+    ).set_defaults(handler=_demo_rollout)
     return parser
 
 

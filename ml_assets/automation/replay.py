@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import httpx
 import polars as pl
@@ -172,10 +173,26 @@ def day_tables(warehouse_dir, day: date, label_delay_max_days: int):
 def run_replay(settings: Settings, day: date, url: str = "", batch: int = 200) -> Parity:
     """The whole replay: restore the store to the end of D-1, post D through the endpoint at
     `url` (default: a replica started here on loopback, accepting D's event times), and
-    compare with D's batch scores."""
+    compare with D's batch scores. No canary and no shadow: parity is with the champion."""
     transactions, scored, labels = day_tables(
         settings.warehouse_dir, day, settings.label_delay_max_days
     )
+    answers = post_day(settings, day, transactions, url, batch, shadow=False, canary=False)
+    return parity(day.isoformat(), answers_frame(answers), scored, labels)
+
+
+def post_day(
+    settings: Settings,
+    day: date,
+    transactions: pl.DataFrame,
+    url: str = "",
+    batch: int = 200,
+    **serving: Any,
+) -> list[dict]:
+    """Restore the online store to the end of D-1, then post D's `transactions` in event-time
+    order through the endpoint at `url`, or through a replica started here on loopback with
+    the `serving` config changes (its prediction log and stages are the data dir's).
+    Returns the answers."""
     store = open_online_store(settings.online_store_url, settings.home)
     try:
         restored = restore_store_before(store, settings.warehouse_dir, day)
@@ -189,9 +206,10 @@ def run_replay(settings: Settings, day: date, url: str = "", batch: int = 200) -
             key = secrets.token_hex(16)
             lag = (datetime.now(UTC) - datetime.combine(day, time(), UTC)).total_seconds()
             config = ServingConfig.from_env().with_(
-                api_keys=(key,), max_event_lag_s=lag + 2 * 86_400, request_timeout_s=60.0,
-                shadow=False, canary=False, reload_poll_s=0, rate_limit_per_s=1e9,
-                rate_limit_burst=10**9,
+                home=settings.home, online_store_url=settings.online_store_url,
+                tracking_uri=settings.mlflow_tracking_uri, api_keys=(key,),
+                max_event_lag_s=lag + 2 * 86_400, request_timeout_s=60.0, reload_poll_s=0,
+                rate_limit_per_s=1e9, rate_limit_burst=10**9, **serving,
             )  # fmt: skip
             url = stack.enter_context(serve_in_thread(create_app(config)))
         client = stack.enter_context(
@@ -203,7 +221,7 @@ def run_replay(settings: Settings, day: date, url: str = "", batch: int = 200) -
         for body in tqdm(request_batches(transactions, batch), total=total, unit="batch",
                          desc=f"replaying {day}"):  # fmt: skip
             answers += post_batch(client, body)
-    return parity(day.isoformat(), answers_frame(answers), scored, labels)
+    return answers
 
 
 def wait_ready(client: httpx.Client, seconds: float = 120.0) -> None:

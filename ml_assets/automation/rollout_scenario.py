@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -27,6 +26,7 @@ import polars as pl
 
 from ml_assets.automation.jobs import DEPLOY_JOB
 from ml_assets.automation.promotion_sensor import endpoint_reload_sensor, promotion_sensor
+from ml_assets.automation.replay import post_day
 from ml_assets.automation.rollout_sensors import canary_sensor, champion_sensor, shadow_sensor
 from ml_assets.data.assets import VALIDATED_TRANSACTIONS
 from ml_assets.features.assets import CUSTOMER_FEATURES_KEY, MERCHANT_FEATURES_KEY
@@ -41,6 +41,7 @@ from ml_assets.training.deployment import DEPLOYED_MODEL
 from ml_assets.training.registry_reader import STUDENT_MODEL_NAME, load_model_version
 from ml_assets.training.rollout import stage_aliases, stage_of
 from ml_assets.training.rollout_stages import CANARY, CANARY_ARM, CHAMPION_ARM, SHADOW, in_canary
+from ml_assets.warehouse import read_partition
 
 
 @dataclass
@@ -111,6 +112,7 @@ def live_records(
             "model_version": candidate_version if canary[i] else champion_version,
             "arm": CANARY_ARM if canary[i] else CHAMPION_ARM,
             "latency_ms": candidate_ms if canary[i] else champion_ms,
+            "model_latency_ms": candidate_ms if canary[i] else champion_ms,
         }
         if stage == SHADOW:
             record.update(
@@ -183,12 +185,29 @@ def _stage(settings: Settings, version: str) -> str | None:
     return stage_of(stage_aliases(settings.mlflow_tracking_uri, STUDENT_MODEL_NAME), version)
 
 
-def _replace_log(settings: Settings, day: date, records: list[dict[str, Any]]) -> Path:
-    """The day's prediction log is this traffic only (a re-played day replaces its log)."""
-    folder = prediction_log_root(settings.home) / f"date={day.isoformat()}"
-    for old in folder.glob("*.parquet"):
+def _clear_log(settings: Settings, day: date) -> None:
+    """The day's prediction log will be this traffic only (a re-played day replaces its log)."""
+    for old in (prediction_log_root(settings.home) / f"date={day.isoformat()}").glob("*.parquet"):
         old.unlink()
-    return write_log_file(prediction_log_root(settings.home), day.isoformat(), records)
+
+
+def batch_traffic(
+    settings: Settings, day: date, stage: str, champion: tuple[str, Any], candidate: tuple[str, Any]
+) -> None:
+    """The day's traffic scored in batch by the two models, logged as the endpoint would."""
+    _clear_log(settings, day)
+    records = live_records(day_rows(settings, day), settings, champion, candidate, stage)
+    write_log_file(prediction_log_root(settings.home), day.isoformat(), records)
+
+
+def endpoint_traffic(settings: Settings, day: date) -> None:
+    """The day's transactions posted through a real replica on loopback, which follows the
+    stage aliases as any replica does (the shadow scores beside the champion, the canary
+    answers its customers), so the prediction log is what the endpoint answered."""
+    _clear_log(settings, day)
+    transactions = read_partition(settings.warehouse_dir, table_name(VALIDATED_TRANSACTIONS), day)
+    post_day(settings, day, transactions, batch=250, shadow=True, canary=True,
+             shadow_queue_size=transactions.height + 1)  # fmt: skip
 
 
 def play_rollout(
@@ -197,10 +216,13 @@ def play_rollout(
     settings: Settings,
     shadow_days: Sequence[date],
     canary_days: Sequence[date],
+    through_endpoint: bool = False,
 ) -> RolloutStory:
     """Take the evaluated candidate (the latest `model_evaluation`) through the rollout:
     entry, shadow traffic on `shadow_days`, canary traffic on `canary_days` (whose labels
-    must have landed), each transition requested by the sensors. Returns what happened."""
+    must have landed), each transition requested by the sensors. Returns what happened.
+    `through_endpoint` posts each day through a real replica (`endpoint_traffic`) instead of
+    scoring it in batch (`batch_traffic`)."""
     driver = _Driver(defs, instance)
     for sensor in (shadow_sensor, canary_sensor, champion_sensor, endpoint_reload_sensor):
         driver.tick(sensor)  # start their cursors after whatever happened before
@@ -219,10 +241,16 @@ def play_rollout(
     champion_version = stage_aliases(uri, STUDENT_MODEL_NAME).get("champion")
     champion = (champion_version, load_model_version(STUDENT_MODEL_NAME, champion_version, uri))
     candidate = (story.version, load_model_version(STUDENT_MODEL_NAME, story.version, uri))
+
+    def send(day: date, stage: str) -> None:
+        if through_endpoint:
+            endpoint_traffic(settings, day)
+        else:
+            batch_traffic(settings, day, stage, champion, candidate)
+
     driver.step(shadow_sensor, story)
     for day in shadow_days if _stage(settings, story.version) == SHADOW else ():
-        rows = day_rows(settings, day)
-        _replace_log(settings, day, live_records(rows, settings, champion, candidate, SHADOW))
+        send(day, SHADOW)
         driver.materialize(SHADOW_COMPARISON, day)
         story.evidence[f"shadow {day}"] = _latest(instance, SHADOW_COMPARISON, day)
         driver.step(canary_sensor, story)
@@ -231,8 +259,7 @@ def play_rollout(
     if _stage(settings, story.version) is None:
         story.caught_in = SHADOW
     for day in canary_days if _stage(settings, story.version) == CANARY else ():
-        rows = day_rows(settings, day)
-        _replace_log(settings, day, live_records(rows, settings, champion, candidate, CANARY))
+        send(day, CANARY)
         driver.materialize(AB_ANALYSIS, day)
         story.evidence[f"ab {day}"] = _latest(instance, AB_ANALYSIS, day)
         driver.step(champion_sensor, story)

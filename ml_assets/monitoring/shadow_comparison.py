@@ -1,12 +1,12 @@
 """Does the shadow model answer like the champion, and as fast? One day of the prediction log.
 
 In shadow a version scores every champion-answered request off the response path; the log
-holds both scores (`score`, `shadow_score`) and both timings (`latency_ms`: the champion's
-whole answer; `shadow_latency_ms`: the shadow model's own scoring). A day is compared on
-the model's answers only (fallbacks carry rule scores, by design unlike any model's), and
-the shadow's decisions come from the endpoint's thresholds, so a flip is a customer who
-would have been treated differently. The per-day verdicts of one version add up to whether
-it may move on to canary (`rollout_evidence.readiness`).
+holds both scores (`score`, `shadow_score`) and both models' call times per row
+(`model_latency_ms`, `shadow_latency_ms`: like for like, whatever the batch size). A day is
+compared on the model's answers only (fallbacks carry rule scores, by design unlike any
+model's), and the shadow's decisions come from the endpoint's thresholds, so a flip is a
+customer who would have been treated differently. The per-day verdicts of one version add
+up to whether it may move on to canary (`rollout_evidence.readiness`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def compare_shadow(
     flips = {f"{a}->{b}": n for a, b, n in counted.iter_rows()}
     diff = shadow - champion
     n = len(diff)
-    champion_ms = rows["latency_ms"].drop_nulls().to_numpy()
+    champion_ms = rows["model_latency_ms"].drop_nulls().to_numpy()
     shadow_ms = rows["shadow_latency_ms"].drop_nulls().to_numpy()
     champion_versions = rows["model_version"].drop_nulls().mode().to_list()
     return ShadowComparison(

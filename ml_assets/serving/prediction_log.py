@@ -43,10 +43,13 @@ PREDICTION_LOG_SCHEMA: dict[str, pl.DataType] = {
     "model_name": pl.String(),
     "model_version": pl.String(),
     "arm": pl.String(),  # the rollout stage that answered: champion | canary (see rollout_stages)
-    "latency_ms": pl.Float64(),
+    "latency_ms": pl.Float64(),  # the whole request, as its client waited
+    # Model call time per row of its batch: what the answering model and the shadow cost,
+    # comparable with each other whatever the batch size (null when no model answered).
+    "model_latency_ms": pl.Float64(),
     "shadow_score": pl.Float64(),  # null when no shadow model scored the request
     "shadow_version": pl.String(),
-    "shadow_latency_ms": pl.Float64(),  # the shadow model's own scoring time
+    "shadow_latency_ms": pl.Float64(),
     # What the answer used, to debug a skew row by row: JSON objects of the feature values
     # (column -> value, null when missing) and of each entity's feature status.
     "features": pl.String(),

@@ -82,6 +82,7 @@ class Scored:
     error: str | None = None
     arm: str = CHAMPION_ARM  # the stage whose model scored (or last failed) the row
     canary_failed: bool = False  # the canary failed this row (the champion was asked)
+    model_ms: float | None = None  # the model call's time per row of its batch
 
 
 @dataclass
@@ -95,6 +96,7 @@ class Answer:
     row: dict[str, Any] | None = None
     status: dict[str, str] = field(default_factory=dict)
     arm: str = CHAMPION_ARM
+    model_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -219,10 +221,13 @@ class ScoringService:
         if scorer is None:
             return [Scored(f, row, error=NO_MODEL) for f, row in zip(features, rows, strict=True)]
         arm = CHAMPION_ARM if scorer is champion else CANARY_ARM
+        called = time.perf_counter()
         scores = self._scores(scorer, rows)
-        self.metrics.model_latency.observe(time.perf_counter() - started)
+        done = time.perf_counter()
+        self.metrics.model_latency.observe(done - started)
+        per_row_ms = (done - called) * 1000.0 / len(rows)
         scored = [
-            Scored(f, row, s, scorer, arm=arm)
+            Scored(f, row, s, scorer, arm=arm, model_ms=per_row_ms)
             if s is not None
             else Scored(f, row, error=MODEL_ERROR, arm=arm)
             for f, row, s in zip(features, rows, scores, strict=True)
@@ -352,7 +357,7 @@ class ScoringService:
             self.cache.put(key, Cached(scored.score, scorer.name, scorer.version, status,
                                        scored.arm))  # fmt: skip
         return Answer(scored.score, MODEL, scorer.name, scorer.version, None, scored.features,
-                      scored.row, status, scored.arm)  # fmt: skip
+                      scored.row, status, scored.arm, scored.model_ms)  # fmt: skip
 
     def _route(
         self, txns: Sequence[Transaction], answers: Sequence[Answer | None]
@@ -505,6 +510,7 @@ class ScoringService:
                 "model_version": answer.model_version,
                 "arm": answer.arm,
                 "latency_ms": latency_ms,
+                "model_latency_ms": answer.model_ms,
                 "shadow_score": None,
                 "shadow_version": None,
                 "shadow_latency_ms": None,

@@ -4,8 +4,9 @@ path, before it answers anyone.
 The request has already been answered when its rows reach this worker, so the shadow model
 can never change an answer or its latency; a full queue drops shadow work rather than block.
 Agreement (same decision) and the score difference go to metrics, and each record gets
-`shadow_score`, `shadow_version` and `shadow_latency_ms` (the shadow model's call for the
-request's rows) in the prediction log, which is where `shadow_comparison` reads them.
+`shadow_score`, `shadow_version` and `shadow_latency_ms` (the shadow model's call time per
+row, like the answering model's `model_latency_ms`) in the prediction log, which is where
+`shadow_comparison` reads them.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class ShadowWorker:
         for record, shadow_score in zip(job.records, scores, strict=True):
             record["shadow_score"] = float(shadow_score)
             record["shadow_version"] = shadow.version
-            record["shadow_latency_ms"] = elapsed * 1000.0
+            record["shadow_latency_ms"] = elapsed * 1000.0 / len(job.rows)
             agree = self.decide(float(shadow_score)) == record["decision"]
             agreed += agree
             self.metrics.shadow.labels(outcome="agree" if agree else "disagree").inc()

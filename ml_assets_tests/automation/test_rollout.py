@@ -105,8 +105,9 @@ def test_worse_candidate_is_caught_and_rolled_back(platform):
 def test_better_candidate_goes_all_the_way_to_champion(platform):
     champion = platform.champion()
     version = retrain_and_evaluate(platform, BETTER_STUDENT)
+    # This one's traffic goes through a real replica on loopback that follows the stages.
     story = play_rollout(defs(platform), platform.instance, platform.settings,
-                         SHADOW_DAYS, CANARY_DAYS)  # fmt: skip
+                         SHADOW_DAYS, CANARY_DAYS, through_endpoint=True)  # fmt: skip
     print("\n".join(story.lines()), story.evidence, sep="\n")
     assert story.final_stage == CHAMPION, story.lines()
     assert platform.champion() == version != champion

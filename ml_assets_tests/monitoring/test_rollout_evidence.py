@@ -48,7 +48,7 @@ def record(i: int, **fields) -> dict:
         "request_id": f"r{i}", "transaction_id": f"t{i}", "customer_id": f"c{i}",
         "merchant_id": "m", "amount": 50.0, "received_at": at, "event_time": at,
         "path": "model", "model_name": "fraud_student", "model_version": "1",
-        "arm": CHAMPION_ARM, "latency_ms": 2.0, **fields,
+        "arm": CHAMPION_ARM, "latency_ms": 9.0, "model_latency_ms": 2.0, **fields,
     }  # fmt: skip
 
 
