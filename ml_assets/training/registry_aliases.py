@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ml_assets.training.model_contracts import GATES_PASSED as GATES_TAG
-from ml_assets.training.registry_reader import CHALLENGER, CHAMPION, resolve_version
+from ml_assets.training.registry_reader import CHAMPION, resolve_version
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -31,7 +31,6 @@ class Promotion:
     name: str
     version: str
     replaced: str | None
-    challenger: str | None
     reason: str
 
 
@@ -46,7 +45,7 @@ def _history_tag(alias: str) -> str:
 
 
 def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
-    """Point `alias` (champion/challenger) of registered model `name` at `version`."""
+    """Point `alias` (a rollout stage) of registered model `name` at `version`."""
     _client(tracking_uri).set_registered_model_alias(name, alias, str(version))
 
 
@@ -106,25 +105,18 @@ def gates_passed(tracking_uri: str, name: str, version: str) -> bool:
 
 
 def promote_candidate(tracking_uri: str, name: str, version: str, reason: str) -> Promotion:
-    """Make `version` the champion and the replaced champion the challenger (scored in shadow,
-    so its live agreement with the new model shows). Refuses a version that failed a gate."""
+    """Make `version` the champion (the replaced one stays in the alias history, for a
+    rollback). Refuses a version that failed a gate."""
     if not gates_passed(tracking_uri, name, version):
         raise GateNotPassedError(
             f"{name} v{version} has not passed its promotion gates (run tag {GATES_TAG}); "
             "materialize model_evaluation for it and fix what its failed checks name"
         )
     replaced = promote(tracking_uri, name, version, CHAMPION)
-    challenger = replaced if replaced not in (None, version) else None
-    if challenger is not None:
-        set_alias(tracking_uri, name, CHALLENGER, challenger)
-    return Promotion(name, version, replaced, challenger, reason)
+    return Promotion(name, version, replaced, reason)
 
 
 def roll_back(tracking_uri: str, name: str) -> tuple[str | None, str]:
     """Move the champion back to the version it held before; returns (from, to)."""
     current = resolve_version(tracking_uri, name, CHAMPION)
-    target = rollback(tracking_uri, name, CHAMPION)
-    if resolve_version(tracking_uri, name, CHALLENGER) == target:
-        # The shadow must not be the champion itself.
-        _client(tracking_uri).delete_registered_model_alias(name, CHALLENGER)
-    return current, target
+    return current, rollback(tracking_uri, name, CHAMPION)

@@ -24,7 +24,6 @@ TEACHER_MODEL_NAME = "fraud_teacher"
 STUDENT_MODEL_NAME = "fraud_student"
 # The registry aliases: the one home of their names (serving, automation and the CLI use them).
 CHAMPION = "champion"
-CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 SPEC_KEY = "ml_assets_spec"
 LINEAGE_KEY = "ml_assets_lineage"
