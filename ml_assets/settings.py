@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from ml_assets.storage import StoragePath, storage_path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -79,6 +81,14 @@ class Settings:
     decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
     # Where a run's steps execute: `multiprocess` (one machine) or `k8s` (a pod per step)
     executor: str = "multiprocess"
+    # Object storage and MLflow's backend: empty means under the data dir (embedded, no
+    # server). The warehouse, reports and artifact root may be `s3://bucket/prefix` URLs
+    # (credentials and endpoint from AWS_* variables); the tracking store a database URL
+    # such as postgresql://user@host:5432/mlflow.
+    warehouse_url: str = ""
+    reports_url: str = ""
+    mlflow_artifacts_url: str = ""
+    mlflow_tracking_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -113,6 +123,13 @@ class Settings:
             rag_sla_ms=float(_env("ML_ASSETS_RAG_SLA_MS", default.rag_sla_ms)),
             decisions=DecisionThresholds.from_env(),
             executor=_env("ML_ASSETS_EXECUTOR", default.executor),
+            warehouse_url=_env("ML_ASSETS_WAREHOUSE_URL", default.warehouse_url),
+            reports_url=_env("ML_ASSETS_REPORTS_URL", default.reports_url),
+            mlflow_artifacts_url=_env(
+                "ML_ASSETS_MLFLOW_ARTIFACTS_URL", default.mlflow_artifacts_url
+            ),
+            # The variable MLflow's own tools and the endpoint read: one setting for both.
+            mlflow_tracking_url=_env("MLFLOW_TRACKING_URI", default.mlflow_tracking_url),
         )
 
     @property
@@ -120,12 +137,14 @@ class Settings:
         return self.home / "landing"
 
     @property
-    def warehouse_dir(self) -> Path:
-        return self.home / "warehouse"
+    def warehouse_dir(self) -> StoragePath:
+        """The warehouse root: a folder in the data dir, or `ML_ASSETS_WAREHOUSE_URL`."""
+        return storage_path(self.warehouse_url) if self.warehouse_url else self.home / "warehouse"
 
     @property
-    def reports_dir(self) -> Path:
-        return self.home / "reports"
+    def reports_dir(self) -> StoragePath:
+        """The reports root: a folder in the data dir, or `ML_ASSETS_REPORTS_URL`."""
+        return storage_path(self.reports_url) if self.reports_url else self.home / "reports"
 
     @property
     def rag_dir(self) -> Path:
@@ -141,11 +160,19 @@ class Settings:
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        """MLflow tracking and registry in SQLite (the file store is deprecated)."""
+        """MLflow tracking and registry: `MLFLOW_TRACKING_URI` (a database), else SQLite in
+        the data dir (the file store is deprecated)."""
+        if self.mlflow_tracking_url:
+            return self.mlflow_tracking_url
         return f"sqlite:///{self.mlflow_dir.resolve() / 'mlflow.db'}"
 
     @property
     def mlflow_artifact_location(self) -> str:
+        """Where new MLflow runs store artifacts: `ML_ASSETS_MLFLOW_ARTIFACTS_URL`, else
+        `mlflow/artifacts` in the data dir. MLflow records this absolutely in its database;
+        `ml-assets relocate` (and the first training run in a moved data dir) rewrites it."""
+        if self.mlflow_artifacts_url:
+            return self.mlflow_artifacts_url.rstrip("/")
         return (self.mlflow_dir.resolve() / "artifacts").as_uri()
 
 
