@@ -25,7 +25,7 @@ from ml_assets.warehouse import (
     partition_path,
     read_partition,
     read_partitions,
-    write_partition,
+    store_partition,
 )
 
 
@@ -82,9 +82,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return
         for key in keys:
             # Each day is its own atomic file: a run killed mid-range leaves whole days only.
-            path = write_partition(self._root, table, key, frames[key])
+            stored = store_partition(self._root, table, key, frames[key])
             context.step_context.add_asset_metadata(
-                _partition_metadata(frames[key], path),
+                _partition_metadata(frames[key], *stored),
                 asset_key=context.asset_key,
                 partition_key=key,
             )
@@ -93,8 +93,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def _write_day(
         self, context: dg.OutputContext, table: str, day: str | None, frame: pl.DataFrame
     ) -> None:
-        path = write_partition(self._root, table, day, frame)
-        context.add_output_metadata(_partition_metadata(frame, path))
+        context.add_output_metadata(
+            _partition_metadata(frame, *store_partition(self._root, table, day, frame))
+        )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame | dict[str, pl.DataFrame]:
         table = table_name(context.asset_key)
@@ -114,13 +115,13 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         return frames if _wants_days(context) else concat_partitions(frames.values())
 
 
-def _partition_metadata(frame: pl.DataFrame, path: StoragePath) -> dict[str, Any]:
+def _partition_metadata(frame: pl.DataFrame, path: StoragePath, version: str) -> dict[str, Any]:
     """What every stored partition says about itself: rows, columns, file and data version."""
     return {
         "dagster/row_count": frame.height,
         "dagster/column_schema": column_schema(frame),
         "path": dg.MetadataValue.path(str(path)),
-        "data_version": file_digest(path),
+        "data_version": version,
     }
 
 

@@ -57,7 +57,10 @@ def read_bytes(path: StoragePath) -> bytes:
     """The whole file (one GET on S3); FileNotFoundError when it does not exist."""
     if not is_remote(path):
         return Path(path).read_bytes()
-    return path.fs.cat_file(path.path)
+    # s3fs sizes the object first (a HEAD) to split big reads into ranges; one GET is
+    # enough for a partition.
+    options = {"max_concurrency": 1} if path.protocol in ("s3", "s3a") else {}
+    return path.fs.cat_file(path.path, **options)
 
 
 def write_bytes(path: StoragePath, data: bytes) -> None:

@@ -13,12 +13,13 @@ previous version, and no temporary object is ever visible. Reads are one GET per
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 
 import polars as pl
 
-from ml_assets.atomic_files import write_parquet_atomically
+from ml_assets.atomic_files import replace_atomically, write_parquet_atomically
 from ml_assets.storage import StoragePath, exists, read_bytes, read_parquet, storage_path
 
 PARTITION_FILE = "data.parquet"
@@ -39,6 +40,18 @@ def write_partition(
     root: StoragePath | str, table: str, day: date | str | None, frame: pl.DataFrame
 ) -> StoragePath:
     return write_parquet_atomically(frame, partition_path(root, table, day))
+
+
+def store_partition(
+    root: StoragePath | str, table: str, day: date | str | None, frame: pl.DataFrame
+) -> tuple[StoragePath, str]:
+    """Write a partition and return it with its data version (`file_digest` of the stored
+    file), hashed from the bytes written: reading it back would cost a GET on S3."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, statistics=True)
+    data = buffer.getvalue()
+    path = replace_atomically(partition_path(root, table, day), lambda t: t.write_bytes(data))
+    return path, bytes_digest(data)
 
 
 def read_partition(root: StoragePath | str, table: str, day: date | str | None) -> pl.DataFrame:
@@ -99,6 +112,10 @@ def window_frame(
     return present[0] if len(present) == 1 else concat_partitions(present)
 
 
+def bytes_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def file_digest(path: StoragePath) -> str:
     """A content hash of a written partition: its data version."""
-    return hashlib.sha256(read_bytes(path)).hexdigest()[:16]
+    return bytes_digest(read_bytes(path))

@@ -1,0 +1,26 @@
+"""Fixtures of the object-storage tests: one local S3 (moto's server mode on loopback) for
+the session, and the environment that points botocore, s3fs and MLflow at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ml_assets_tests.support.object_store import LocalS3, forget_s3_clients, running_moto
+
+
+@pytest.fixture(scope="session")
+def local_s3() -> Iterator[LocalS3]:
+    with running_moto() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalS3]:
+    """The local S3, with this test's environment pointing at it."""
+    for name, value in local_s3.env.items():
+        monkeypatch.setenv(name, value)
+    forget_s3_clients()
+    yield local_s3
+    forget_s3_clients()
