@@ -147,6 +147,12 @@ class Settings:
         return storage_path(self.reports_url) if self.reports_url else self.home / "reports"
 
     @property
+    def evidently_workspace_dir(self) -> Path:
+        """Evidently's workspace: a local folder even when the reports are on an object store
+        (its storage is files on disk), at `reports/evidently_workspace` of the data dir."""
+        return self.home / "reports" / "evidently_workspace"
+
+    @property
     def rag_dir(self) -> Path:
         return self.home / "rag"
 

@@ -20,7 +20,15 @@ from datetime import date, timedelta
 import polars as pl
 
 from ml_assets.atomic_files import replace_atomically, write_parquet_atomically
-from ml_assets.storage import StoragePath, exists, read_bytes, read_parquet, storage_path
+from ml_assets.storage import (
+    StoragePath,
+    exists,
+    is_remote,
+    read_bytes,
+    read_parquet,
+    storage_path,
+    subfolders,
+)
 
 PARTITION_FILE = "data.parquet"
 
@@ -76,12 +84,18 @@ def read_partitions(
 ) -> dict[str, pl.DataFrame]:
     """The stored partitions among `days`, by partition key in the order given; days without a
     file (before the data began) are left out."""
+    keys = [day if isinstance(day, str) else day.isoformat() for day in days]
+    root = storage_path(root)
+    if is_remote(root) and len(keys) > 1:
+        # One LIST instead of a GET per absent day: a feature window reaches back weeks
+        # before the data began.
+        stored = {p.name for p in subfolders(root / table, "date=")}
+        keys = [key for key in keys if f"date={key}" in stored]
     frames = {}
-    for day in days:
-        key = day if isinstance(day, str) else day.isoformat()
+    for key in keys:
         try:
-            frames[key] = read_parquet(partition_path(root, table, day))
-        except FileNotFoundError:
+            frames[key] = read_parquet(partition_path(root, table, key))
+        except FileNotFoundError:  # removed since it was listed, or absent on a disk
             continue
     return frames
 

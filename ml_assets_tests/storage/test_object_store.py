@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
@@ -86,6 +87,16 @@ def test_a_partition_costs_one_put_to_write_and_one_get_to_read(s3):
     mark = s3.mark()
     read_partition(root, "t", "2026-03-01")
     assert count_by_method(s3.requests(mark)) == {"GET": 1}
+
+
+def test_a_window_lists_the_table_once_instead_of_asking_for_each_absent_day(s3):
+    root = storage_path(s3.url("window"))
+    for day in ("2026-03-30", "2026-03-31"):
+        write_partition(root, "t", day, FRAME)
+    window = [f"2026-03-{d:02d}" for d in range(1, 32)]
+    mark = s3.mark()
+    assert list(read_partitions(root, "t", window)) == ["2026-03-30", "2026-03-31"]
+    assert Counter(r.kind for r in s3.requests(mark)) == {"LIST": 1, "GET": 2}
 
 
 def test_a_failed_write_leaves_the_previous_object_and_nothing_else(s3):

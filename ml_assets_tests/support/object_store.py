@@ -24,13 +24,23 @@ from ml_assets.serving.local_server import free_port
 
 BUCKET = "ml-assets-test"
 # werkzeug's access log: `127.0.0.1 - - [date] "PUT /bucket/key HTTP/1.1" 200 -`, coloured.
-REQUEST = re.compile(r'"(?:\x1b\[[0-9;]*m)*(GET|PUT|HEAD|POST|DELETE) (\S+) HTTP/[0-9.]+')
+REQUEST = re.compile(
+    r'"(?:\x1b\[[0-9;]*m)*(GET|PUT|HEAD|POST|DELETE) (\S+) HTTP/[0-9.]+(?:\x1b\[[0-9;]*m)*" (\d+)'
+)
 
 
 @dataclass(frozen=True)
 class S3Request:
     method: str
     target: str  # path and query, e.g. /bucket/warehouse/t/date=2026-03-01/data.parquet
+    status: int
+
+    @property
+    def kind(self) -> str:
+        """PUT, GET (an object), GET 404 (an absent one), LIST, HEAD, ..."""
+        if self.method == "GET" and "list-type" in self.target:
+            return "LIST"
+        return f"{self.method} 404" if self.status == 404 else self.method
 
     @property
     def key(self) -> str:
@@ -68,12 +78,25 @@ class LocalS3:
 
     def requests(self, since: int = 0) -> list[S3Request]:
         lines = self.log.read_text(encoding="utf-8", errors="replace")
-        found = [S3Request(m.group(1), m.group(2)) for m in REQUEST.finditer(lines)]
+        found = [S3Request(m[1], m[2], int(m[3])) for m in REQUEST.finditer(lines)]
         return found[since:]
 
 
 def count_by_method(requests: list[S3Request]) -> Counter[str]:
     return Counter(r.method for r in requests)
+
+
+def round_trips(requests: list[S3Request], prefix: str) -> tuple[int, Counter[str]]:
+    """Objects written under `prefix`, and the requests under it by kind."""
+    under = [r for r in requests if r.key.startswith(prefix)]
+    return sum(r.method == "PUT" for r in under), Counter(r.kind for r in under)
+
+
+def per_partition(written: int, kinds: Counter[str]) -> str:
+    """`28.6 requests per partition written (PUT 1.00, GET 2.10, ...)`."""
+    total = sum(kinds.values())
+    parts = ", ".join(f"{kind} {count / written:.2f}" for kind, count in sorted(kinds.items()))
+    return f"{total / written:.2f} per partition written ({total} for {written}: {parts})"
 
 
 @contextlib.contextmanager
