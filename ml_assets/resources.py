@@ -22,6 +22,7 @@ from ml_assets.warehouse import (
     PARTITION_FILE,
     concat_partitions,
     file_digest,
+    listed_keys,
     partition_path,
     read_partition,
     read_partitions,
@@ -146,7 +147,8 @@ class WarehouseReader(dg.ConfigurableResource):
 
     def partition_row_counts(self, table: str, days: list[date]) -> dict[date, int]:
         counts = {}
-        for day in days:
+        listed = set(listed_keys(self._root, table, days))
+        for day in (d for d in days if d.isoformat() in listed):
             path = partition_path(self._root, table, day)
             if is_remote(path):
                 try:  # one GET; a HEAD first would add a request per day
@@ -179,7 +181,7 @@ class WarehouseReader(dg.ConfigurableResource):
     def partition_digests(self, table: str, days: list[str]) -> dict[str, str]:
         """Content hash of each existing partition: the data versions an output was built from."""
         digests = {}
-        for day in days:
+        for day in listed_keys(self._root, table, days):
             try:  # read once: no existence check first (a request more on S3)
                 digests[str(day)] = file_digest(partition_path(self._root, table, day))
             except FileNotFoundError:

@@ -73,6 +73,18 @@ def read_partition(root: StoragePath | str, table: str, day: date | str | None) 
         ) from None
 
 
+def listed_keys(root: StoragePath | str, table: str, days: Iterable[date | str]) -> list[str]:
+    """The partition keys of `days`, on an object store only those the table has: one LIST
+    instead of a GET per absent day (a feature window reaches back weeks before the data
+    began). Locally all of them: a missing file costs nothing to find."""
+    keys = [day if isinstance(day, str) else day.isoformat() for day in days]
+    root = storage_path(root)
+    if not is_remote(root) or len(keys) < 2:
+        return keys
+    stored = {p.name for p in subfolders(root / table, "date=")}
+    return [key for key in keys if f"date={key}" in stored]
+
+
 def existing_partitions(
     root: StoragePath | str, table: str, days: Iterable[date | str]
 ) -> list[StoragePath]:
@@ -84,15 +96,8 @@ def read_partitions(
 ) -> dict[str, pl.DataFrame]:
     """The stored partitions among `days`, by partition key in the order given; days without a
     file (before the data began) are left out."""
-    keys = [day if isinstance(day, str) else day.isoformat() for day in days]
-    root = storage_path(root)
-    if is_remote(root) and len(keys) > 1:
-        # One LIST instead of a GET per absent day: a feature window reaches back weeks
-        # before the data began.
-        stored = {p.name for p in subfolders(root / table, "date=")}
-        keys = [key for key in keys if f"date={key}" in stored]
     frames = {}
-    for key in keys:
+    for key in listed_keys(root, table, days):
         try:
             frames[key] = read_parquet(partition_path(root, table, key))
         except FileNotFoundError:  # removed since it was listed, or absent on a disk
