@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 from ml_assets.serving.app import create_app
 from ml_assets.settings import Settings
 from ml_assets.training.registry_location import ensure_artifact_root
-from ml_assets.training.registry_reader import Lineage
+from ml_assets.training.registry_reader import Lineage, load_model_version
 from ml_assets.training.registry_writer import EXPERIMENT_NAME, log_teacher
 from ml_assets_tests.support.worlds import REPO, World, build_world
 
@@ -63,6 +63,9 @@ def test_a_copied_data_dir_serves_from_the_copy_after_relocate(original, tmp_pat
     away = original.home.with_name("out_of_reach")
     original.home.rename(away)  # anything still reading the original fails from here on
     try:
+        # Not relocated yet: the copy refuses to serve what its database says is elsewhere.
+        with pytest.raises(LookupError, match="ml-assets relocate"):
+            load_model_version("fraud_student", "champion", Settings(home=copy).mlflow_tracking_uri)
         env = {**os.environ, "ML_ASSETS_HOME": str(copy), "PYTHONPATH": str(REPO)}
         env.pop("MLFLOW_TRACKING_URI", None)
         done = subprocess.run([sys.executable, "-m", "ml_assets.cli", "relocate"], env=env,
@@ -74,7 +77,9 @@ def test_a_copied_data_dir_serves_from_the_copy_after_relocate(original, tmp_pat
         assert mentions(settings.mlflow_dir / "mlflow.db", str(copy)) != {}
 
         world = replace(original, home=copy, tracking_uri=settings.mlflow_tracking_uri)
-        with world.serve(create_app(world.config(copy))) as client:
+        # A generous budget: the copy is under test, not latency (a cold call can be slow).
+        config = world.config(copy, request_timeout_s=30.0)
+        with world.serve(create_app(config)) as client:
             response = client.post("/predict", json=world.transaction(1))
         assert response.status_code == 200, response.text
         prediction = response.json()
