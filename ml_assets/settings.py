@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from ml_assets.storage import StoragePath, storage_path
+from ml_assets.storage import StoragePath, is_url, storage_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,7 @@ class Settings:
     # Object storage and MLflow's backend: empty means under the data dir (embedded, no
     # server). The warehouse, reports and artifact root may be `s3://bucket/prefix` URLs
     # (credentials and endpoint from AWS_* variables); the tracking store a database URL
-    # such as postgresql://user@host:5432/mlflow.
+    # such as postgresql+psycopg2://user@host:5432/mlflow.
     warehouse_url: str = ""
     reports_url: str = ""
     mlflow_artifacts_url: str = ""
@@ -93,8 +93,16 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         default = cls()
+        home = _env("ML_ASSETS_HOME", str(default.home))
+        if is_url(home):
+            raise ValueError(
+                f"ML_ASSETS_HOME={home} must be a local folder (the landing zone, online store "
+                "and prediction logs are files); put the warehouse, reports and MLflow artifacts "
+                "on object storage with ML_ASSETS_WAREHOUSE_URL, ML_ASSETS_REPORTS_URL and "
+                "ML_ASSETS_MLFLOW_ARTIFACTS_URL"
+            )
         return cls(
-            home=Path(_env("ML_ASSETS_HOME", str(default.home))).resolve(),
+            home=Path(home).resolve(),
             partitions_start=date.fromisoformat(
                 _env("ML_ASSETS_START", default.partitions_start.isoformat())
             ),

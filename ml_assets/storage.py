@@ -50,7 +50,7 @@ def storage_path(location: str | StoragePath) -> StoragePath:
         return Path(location.removeprefix("file://"))
     from upath import UPath
 
-    return UPath(str(location), use_listings_cache=False)
+    return UPath(location, use_listings_cache=False)
 
 
 def read_bytes(path: StoragePath) -> bytes:

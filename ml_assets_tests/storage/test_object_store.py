@@ -56,6 +56,12 @@ def test_urls_in_settings_become_object_store_paths(tmp_path):
     assert settings.mlflow_tracking_uri == "postgresql://u@127.0.0.1:5432/mlflow"
 
 
+def test_a_data_dir_url_is_refused_with_the_variables_to_use(monkeypatch):
+    monkeypatch.setenv("ML_ASSETS_HOME", "s3://bucket/home")
+    with pytest.raises(ValueError, match="ML_ASSETS_WAREHOUSE_URL"):
+        Settings.from_env()
+
+
 def test_partitions_on_s3_have_the_layout_and_versions_of_local_ones(s3, tmp_path):
     root = storage_path(s3.url("layout"))
     for day in ("2026-03-01", "2026-03-02"):
