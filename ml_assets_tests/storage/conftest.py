@@ -10,6 +10,13 @@ import pytest
 from ml_assets_tests.support.object_store import LocalS3, forget_s3_clients, running_moto
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on the local S3 starts a server: slow, like the suite's other server tests."""
+    for item in items:
+        if "local_s3" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def local_s3() -> Iterator[LocalS3]:
     with running_moto() as server:
