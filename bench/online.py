@@ -33,6 +33,7 @@ from ml_assets.features.online import (  # noqa: E402
     OnlineStore,
     RedisOnlineStore,
     SqliteOnlineStore,
+    encode_events,
     get_online_features,
     write_events,
 )
@@ -82,19 +83,42 @@ def run_backend(store: OnlineStore, events: pl.DataFrame, reads: int, at: dateti
         for batch in BATCHES:
             results[feature_set.name, batch] = measure(store, feature_set, keys, batch, reads,
                                                        at, rng)  # fmt: skip
+    results[APPEND] = measure_appends(store, events, reads)
     return results
 
 
 Results = dict[tuple[str, int], tuple[float, float]]
+APPEND = ("append", 2)  # the results key of one transaction's append (customer + merchant)
+
+
+def measure_appends(store: OnlineStore, events: pl.DataFrame, count: int) -> tuple[float, float]:
+    """p50 and p99 in microseconds of appending one new event for a random customer and its
+    merchant (the records of real events, re-identified so each counts as new)."""
+    rng = np.random.default_rng(11)
+    sets = list(FEATURE_SETS.values())
+    timings = []
+    for i in rng.integers(0, events.height, size=count):
+        row = events.slice(int(i), 1).with_columns(pl.lit(f"bench-{len(timings)}").alias(
+            "transaction_id"))  # fmt: skip
+        records = {fs: encode_events(fs, row) for fs in sets}
+        started = time.perf_counter_ns()
+        store.append(records)
+        timings.append((time.perf_counter_ns() - started) / 1_000)
+    return float(np.percentile(timings, 50)), float(np.percentile(timings, 99))
 
 
 def print_results(results: Results, base: Results | None = None) -> None:
     for (name, batch), (p50, p99) in results.items():
+        what = (
+            "one event to a customer + merchant"
+            if (name, batch) == APPEND
+            else f"{batch:>3} entities"
+        )
         ratio = ""
         if base is not None:
             b50, b99 = base[name, batch]
             ratio = f"   vs SQLite: p50 x{p50 / b50:.2f}  p99 x{p99 / b99:.2f}"
-        print(f"    {name:<18} {batch:>3} entities: p50 {p50:8.1f} us  p99 {p99:8.1f} us{ratio}")
+        print(f"    {name:<18} {what}: p50 {p50:8.1f} us  p99 {p99:8.1f} us{ratio}")
 
 
 def log_sizes(events: pl.DataFrame) -> str:

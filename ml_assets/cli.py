@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from tqdm import tqdm
 
 from ml_assets.settings import get_settings
+from ml_assets.training.rollout_stages import STAGES
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -58,10 +59,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from ml_assets.automation.endpoints import endpoint_urls, notify_endpoints
-    from ml_assets.training.registry_aliases import roll_back
+    from ml_assets.training.registry_reader import resolve_version
+    from ml_assets.training.rollout import RolloutError, retire
 
-    before, after = roll_back(get_settings().mlflow_tracking_uri, args.model)
-    print(f"{args.model}@champion: v{before} -> v{after}")
+    uri = get_settings().mlflow_tracking_uri
+    version = args.version or resolve_version(uri, args.model, args.stage)
+    if version is None:
+        print(f"{args.model} has no version at stage {args.stage}; nothing to roll back")
+        return 1
+    try:
+        moved = retire(uri, args.model, version)
+    except RolloutError as error:
+        print(f"ml-assets rollback: {error}", file=sys.stderr)
+        return 2
+    after = f"; champion is v{moved.restored} again" if moved.restored else ""
+    print(f"{args.model} v{moved.version}: {moved.previous_stage} -> {moved.stage}{after}")
     for url, outcome in notify_endpoints(endpoint_urls()).items():
         print(f"  told {url} to reload: {outcome}")
     return 0
@@ -147,8 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     _listen_on(serve, 8000)
     serve.set_defaults(handler=_serve)
 
-    rollback = commands.add_parser("rollback", help="move the champion back one version")
+    rollback = commands.add_parser(
+        "rollback",
+        help="take a version out of its rollout stage (default: the champion goes back to the "
+        "version it replaced)",
+    )
     rollback.add_argument("--model", default="fraud_student")
+    rollback.add_argument(
+        "--stage",
+        default="champion",
+        choices=list(STAGES),
+        help="roll back the version at this stage",
+    )
+    rollback.add_argument("--version", default="", help="roll back this version, at any stage")
     rollback.set_defaults(handler=_rollback)
 
     relocate = commands.add_parser(

@@ -12,12 +12,14 @@ from ml_assets.automation.jobs import build_jobs
 from ml_assets.automation.landing_sensor import landing_sensor
 from ml_assets.automation.promotion_sensor import endpoint_reload_sensor, promotion_sensor
 from ml_assets.automation.retrain_sensor import drift_retrain_sensor
+from ml_assets.automation.rollout_sensors import rollout_sensors
 from ml_assets.automation.schedules import build_schedules
 from ml_assets.data.assets import build_data_assets
 from ml_assets.data.partitions import daily_partitions, range_backfill
 from ml_assets.executors import build_executor
 from ml_assets.features.assets import build_feature_assets
 from ml_assets.monitoring.assets import build_monitoring_assets
+from ml_assets.monitoring.rollout_assets import build_rollout_monitoring_assets
 from ml_assets.rag.assets import rag_chunks, rag_corpus, rag_eval_set, rag_index
 from ml_assets.rag.evaluation_assets import answer_evaluation, retrieval_evaluation
 from ml_assets.resources import (
@@ -64,6 +66,7 @@ def build_assets(settings: Settings) -> list:
         *model_assets,
         deployed_model,
         *build_monitoring_assets(partitions, settings.label_delay_max_days),
+        *build_rollout_monitoring_assets(partitions, settings.label_delay_max_days),
         *RAG_ASSETS,
     ]
 
@@ -80,6 +83,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             landing_sensor,
             promotion_sensor,
             endpoint_reload_sensor,
+            *rollout_sensors,
             drift_retrain_sensor,
             automation_condition_sensor,
         ],

@@ -264,6 +264,13 @@ class SettingsResource(dg.ConfigurableResource):
     backfill_days_per_run: int
     rag_corpus_dir: str
     rag_sla_ms: float
+    shadow_max_flip_rate: float
+    shadow_latency_budget_ms: float
+    shadow_min_requests: int
+    canary_share: float
+    ab_mde: float
+    ab_alpha: float
+    ab_power: float
     review_low: float
     decline_at: float
     warehouse_url: str

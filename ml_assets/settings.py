@@ -16,6 +16,17 @@ from ml_assets.storage import StoragePath, is_url, storage_path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+ROLLOUT_SETTINGS = (
+    "shadow_max_flip_rate",
+    "shadow_latency_budget_ms",
+    "shadow_min_requests",
+    "canary_share",
+    "ab_mde",
+    "ab_alpha",
+    "ab_power",
+)
+
+
 def _env(name: str, default: object) -> str:
     return os.environ.get(name, str(default))
 
@@ -79,6 +90,18 @@ class Settings:
     rag_sla_ms: float = 1000.0
     # Decisions, the same for the endpoint and for batch scoring
     decisions: DecisionThresholds = field(default_factory=DecisionThresholds)
+    # Rollout (shadow -> canary -> champion). Shadow: a day blocks the move to canary when
+    # more than `shadow_max_flip_rate` of the compared answers change decision, or the
+    # shadow model's p95 scoring time exceeds `shadow_latency_budget_ms`; the move needs
+    # `shadow_min_requests` compared answers. Canary: its share of customers, and the A/B
+    # plan (minimal detectable effect on fraud caught, alpha, power) fixed before the test.
+    shadow_max_flip_rate: float = 0.02
+    shadow_latency_budget_ms: float = 20.0
+    shadow_min_requests: int = 1_000
+    canary_share: float = 0.1
+    ab_mde: float = 0.1
+    ab_alpha: float = 0.05
+    ab_power: float = 0.8
     # Where a run's steps execute: `multiprocess` (one machine) or `k8s` (a pod per step)
     executor: str = "multiprocess"
     # Object storage and MLflow's backend: empty means under the data dir (embedded, no
@@ -138,7 +161,15 @@ class Settings:
             ),
             # The variable MLflow's own tools and the endpoint read: one setting for both.
             mlflow_tracking_url=_env("MLFLOW_TRACKING_URI", default.mlflow_tracking_url),
+            **{
+                name: type(getattr(default, name))(_env(f"ML_ASSETS_{name.upper()}", value))
+                for name, value in default.rollout_values().items()
+            },
         )
+
+    def rollout_values(self) -> dict[str, float | int]:
+        """The rollout knobs (each read from `ML_ASSETS_<NAME>`)."""
+        return {n: getattr(self, n) for n in ROLLOUT_SETTINGS}
 
     @property
     def landing_dir(self) -> Path:

@@ -34,6 +34,9 @@ def build_jobs(partitions: dg.PartitionsDefinition) -> list:
             "promotion sensor deploys the candidate only if every gate passed.",
         ),
         dg.define_asset_job(
-            DEPLOY_JOB, selection=[DEPLOYED_MODEL], description="Promote the evaluated candidate."
+            DEPLOY_JOB,
+            selection=[DEPLOYED_MODEL],
+            description="One rollout step: the evaluated candidate enters (no config), or a "
+            "version moves to shadow, canary, champion or is rolled back (the sensors' config).",
         ),
     ]

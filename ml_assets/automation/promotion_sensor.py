@@ -1,5 +1,5 @@
-"""The sensor that deploys an evaluated candidate once its gates pass, and the one that
-tells running endpoints to reload after a deployment."""
+"""The sensor that enters an evaluated candidate into the rollout once its gates pass, and
+the one that tells running endpoints to reload after every stage change."""
 
 import dagster as dg
 
@@ -9,14 +9,15 @@ from ml_assets.resources import MlflowResource
 from ml_assets.training.assets import MODEL_EVALUATION
 from ml_assets.training.deployment import DEPLOYED_MODEL
 from ml_assets.training.model_contracts import Verdict
-from ml_assets.training.registry_reader import CHAMPION, resolve_version
+from ml_assets.training.rollout import stage_aliases, stage_of
 
 
 @dg.asset_sensor(
     asset_key=MODEL_EVALUATION,
     job_name=DEPLOY_JOB,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests a deployment when a model evaluation passed all its gates; one run "
+    description="Requests the rollout entry (deploy_model) when a model evaluation passed all "
+    "its gates: the version becomes candidate, or champion when there is none yet. One run "
     "per model version (run key), never for a failed one.",
 )
 def promotion_sensor(
@@ -27,16 +28,18 @@ def promotion_sensor(
     candidate = f"{verdict.name} v{verdict.version}"
     if not verdict.passed:
         return dg.SkipReason(f"{candidate} failed a promotion gate; not promoting")
-    if resolve_version(mlflow.tracking_uri, verdict.name, CHAMPION) == verdict.version:
-        return dg.SkipReason(f"{candidate} is already the champion")
+    stage = stage_of(stage_aliases(mlflow.tracking_uri, verdict.name), verdict.version)
+    if stage is not None:
+        return dg.SkipReason(f"{candidate} is already the {stage}")
     return dg.RunRequest(run_key=f"promote-{verdict.name}-v{verdict.version}")
 
 
 @dg.asset_sensor(
     asset_key=DEPLOYED_MODEL,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After each deployment, asks the endpoints in ML_ASSETS_ENDPOINTS to reload "
-    "now; an endpoint it cannot reach follows the alias at its next poll.",
+    description="After each rollout stage change (every deployed_model materialization), asks "
+    "the endpoints in ML_ASSETS_ENDPOINTS to reload now; an endpoint it cannot reach follows "
+    "the aliases at its next poll.",
 )
 def endpoint_reload_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     urls = endpoint_urls()

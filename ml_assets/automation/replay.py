@@ -191,7 +191,8 @@ def run_replay(settings: Settings, day: date, url: str = "", batch: int = 200) -
             lag = (datetime.now(UTC) - datetime.combine(day, time(), UTC)).total_seconds()
             config = ServingConfig.from_env().with_(
                 api_keys=(key,), max_event_lag_s=lag + 2 * 86_400, request_timeout_s=60.0,
-                shadow=False, reload_poll_s=0, rate_limit_per_s=1e9, rate_limit_burst=10**9,
+                shadow=False, canary=False, reload_poll_s=0, rate_limit_per_s=1e9,
+                rate_limit_burst=10**9,
             )  # fmt: skip
             url = stack.enter_context(serve_in_thread(create_app(config)))
         client = stack.enter_context(

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
+from ml_assets.data.labels import count_by_source
 from ml_assets.data.landing import landing_fingerprint, read_labels, read_transactions
 from ml_assets.data.partitions import partition_days
 from ml_assets.data.quality import (
@@ -17,6 +18,12 @@ from ml_assets.data.quality import (
     row_count_outcome,
     schema_outcome,
 )
+from ml_assets.data.review_decisions import (
+    ESCALATE,
+    labels_from_decisions,
+    read_decisions,
+    review_store,
+)
 from ml_assets.data.validation import ValidationSplit, split_valid_quarantine
 from ml_assets.resources import LandingZone, SettingsResource, WarehouseReader, table_name
 from ml_assets.warehouse import window_frame
@@ -25,6 +32,8 @@ RAW_TRANSACTIONS = dg.AssetKey("raw_transactions")
 VALIDATED_TRANSACTIONS = dg.AssetKey("validated_transactions")
 QUARANTINED_TRANSACTIONS = dg.AssetKey("quarantined_transactions")
 TRANSACTION_LABELS = dg.AssetKey("transaction_labels")
+REVIEW_DECISIONS = dg.AssetKey("review_decisions")
+REVIEW_LABELS = dg.AssetKey("review_labels")
 
 LANDING_FINGERPRINT = "landing_fingerprint"
 
@@ -202,10 +211,61 @@ def build_data_assets(
                 context.log.warning(f"no label file landed for {day}: no labels arrived that day")
             fraud = int(read.frame["is_fraud"].sum()) if read.frame.height else 0
             context.add_asset_metadata(
-                {"files": [str(p) for p in read.files], "fraud_labels": fraud},
+                {
+                    "files": [str(p) for p in read.files],
+                    "fraud_labels": fraud,
+                    "labels_by_source": count_by_source(read.frame),
+                },
                 partition_key=day.isoformat(),
             )
             frames[day.isoformat()] = read.frame
         return frames
 
-    return [raw_transactions, validated_and_quarantined_transactions, transaction_labels]
+    review_decisions = dg.AssetSpec(
+        REVIEW_DECISIONS,
+        group_name=GROUP,
+        kinds={"sqlite"},
+        description="Reviewers' decisions on the human-review queue (POST /review/{id} on the "
+        "endpoint), in the review store under serving/. Produced outside Dagster.",
+    )
+
+    @dg.asset(
+        key=REVIEW_LABELS,
+        group_name=GROUP,
+        partitions_def=partitions,
+        kinds=KINDS,
+        io_manager_key="warehouse_io_manager",
+        backfill_policy=backfill,
+        deps=[REVIEW_DECISIONS],
+        description="Reviewers' fraud/legitimate decisions made on this day, as labels with "
+        "source `review` (escalations are not labels). Monitoring and the training set use "
+        "them beside transaction_labels until a chargeback overrules them.",
+    )
+    def review_labels(
+        context: dg.AssetExecutionContext, settings: SettingsResource
+    ) -> dict[str, pl.DataFrame]:
+        store = review_store(settings.settings.serving_dir)
+        frames = {}
+        for day in partition_days(context):
+            decisions = read_decisions(store, day)
+            labels = labels_from_decisions(decisions)
+            context.add_asset_metadata(
+                {
+                    "store": str(store),
+                    "decisions": decisions.height,
+                    "escalated": int((decisions["decision"] == ESCALATE).sum()),
+                    "fraud_labels": int(labels["is_fraud"].sum()) if labels.height else 0,
+                    "labels": labels.height,
+                },
+                partition_key=day.isoformat(),
+            )
+            frames[day.isoformat()] = labels
+        return frames
+
+    return [
+        raw_transactions,
+        validated_and_quarantined_transactions,
+        transaction_labels,
+        review_decisions,
+        review_labels,
+    ]

@@ -21,6 +21,7 @@ from ml_assets.data.contracts import (
     OPTIONAL_TRANSACTION_COLUMNS,
     REQUIRED_TRANSACTION_COLUMNS,
 )
+from ml_assets.data.labels import SOURCE, SOURCED_LABEL_SCHEMA, with_source
 
 SUFFIXES = (".parquet", ".csv")
 TRANSACTIONS = "transactions"
@@ -192,10 +193,12 @@ def read_transactions(landing_dir: Path, day: date | str) -> LandingRead:
 
 
 def read_labels(landing_dir: Path, day: date | str) -> LandingRead:
-    """Read the labels that arrived on a day; a day with no label file has no labels."""
+    """Read the labels that arrived on a day; a day with no label file has no labels. A
+    file's optional `source` column says where its labels come from (`chargeback` when
+    absent: the delayed outcomes; see `ml_assets.data.labels`)."""
     files = landing_files(landing_dir, day, LABELS)
     if not files:
-        empty = pl.DataFrame(schema=LABEL_SCHEMA)
+        empty = pl.DataFrame(schema=SOURCED_LABEL_SCHEMA)
         return LandingRead(empty, [], [], [])
     frames = []
     for path in files:
@@ -206,5 +209,6 @@ def read_labels(landing_dir: Path, day: date | str) -> LandingRead:
                 f"{path}: {bad.height} label row(s) could not be read, first: "
                 f"{bad[INGEST_ERROR][0]}. Labels are not quarantined: fix the file and re-land it."
             )
-        frames.append(frame.select(list(LABEL_SCHEMA)))
+        source = [SOURCE] if SOURCE in frame.columns else []
+        frames.append(with_source(frame.select(*LABEL_SCHEMA, *source)))
     return LandingRead(pl.concat(frames), files, [], [])

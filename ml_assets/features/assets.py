@@ -4,7 +4,7 @@ push of the latest values to the online store. All derive from the one registry.
 import dagster as dg
 import polars as pl
 
-from ml_assets.data.assets import TRANSACTION_LABELS, VALIDATED_TRANSACTIONS
+from ml_assets.data.assets import REVIEW_LABELS, TRANSACTION_LABELS, VALIDATED_TRANSACTIONS
 from ml_assets.data.partitions import partition_days
 from ml_assets.features.compute import compute_entity_features
 from ml_assets.features.event_log import retention
@@ -133,11 +133,14 @@ def build_feature_assets(
                 MERCHANT_FEATURES_KEY, partition_mapping=_window(feature_lookback)
             ),
         },
+        deps=[REVIEW_LABELS],
         backfill_policy=backfill,
         automation_condition=dg.AutomationCondition.eager(),
-        description="The labels that arrived on this day, each joined to its transaction and to "
-        "the feature values as of just before the transaction (point in time, TTL applied). "
-        "Partitioned by label arrival day, so each label enters training exactly once.",
+        description="The labels that arrived on this day (chargebacks, and reviewers' "
+        "decisions: `source` says which), each joined to its transaction and to the feature "
+        "values as of just before the transaction (point in time, TTL applied). Partitioned "
+        "by label arrival day, so each label enters training once; where a chargeback later "
+        "overrules a review, training keeps the chargeback.",
     )
     def training_set(
         context: dg.AssetExecutionContext,
@@ -160,10 +163,14 @@ def build_feature_assets(
                 name: window_frame(frames, table_name(key), day, back)
                 for name, (key, frames, back) in inputs.items()
             }
+            # Read, not an input: review_labels may lack the day (a data dir from before the
+            # review loop, or a run of training_set alone), and then the day has no reviews.
+            reviewed = warehouse.days_present([table_name(REVIEW_LABELS)], [day.isoformat()])
             built = build_training_set(
                 rows["labels"],
                 rows["transactions"],
                 {CUSTOMER_FEATURES: rows["customer"], MERCHANT_FEATURES: rows["merchant"]},
+                reviews=warehouse.read(table_name(REVIEW_LABELS), reviewed) if reviewed else None,
             )
             context.log.info(
                 f"training_set {day}: {built.frame.height} labelled rows, "
@@ -173,12 +180,13 @@ def build_feature_assets(
                 table_name(key): warehouse.partition_digests(
                     table_name(key), window_keys(day, back)
                 )
-                for key, _, back in inputs.values()
+                for key, back in [*((k, b) for k, _, b in inputs.values()), (REVIEW_LABELS, 0)]
             }
             context.add_asset_metadata(
                 {
                     "input_data_versions": lineage,
                     "fraud_rate": built.fraud_rate,
+                    "rows_by_source": built.rows_by_source,
                     "unmatched_labels": built.unmatched_labels,
                     "feature_coverage": dg.MetadataValue.md(built.coverage_markdown()),
                 },

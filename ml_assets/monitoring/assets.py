@@ -10,7 +10,8 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from ml_assets.data.assets import TRANSACTION_LABELS, VALIDATED_TRANSACTIONS
+from ml_assets.data.assets import REVIEW_LABELS, TRANSACTION_LABELS, VALIDATED_TRANSACTIONS
+from ml_assets.data.labels import combine_labels, conflicts, count_by_source
 from ml_assets.data.partitions import partition_day
 from ml_assets.features.assets import CUSTOMER_FEATURES_KEY, MERCHANT_FEATURES_KEY
 from ml_assets.features.registry import CUSTOMER_FEATURES, MERCHANT_FEATURES, history_days
@@ -113,6 +114,34 @@ def _arrived_labels(
     label_days = [(day + timedelta(days=k)).isoformat() for k in range(1, label_delay_max_days + 1)]
     present = warehouse.days_present([table], label_days)
     return (warehouse.read(table, present) if present else NO_LABELS), present
+
+
+def _reviews_after(label_delay_max_days: int) -> dg.TimeWindowPartitionMapping:
+    """The review days from a transaction's own day on: reviewers decide the queue within
+    hours, while its chargebacks can still arrive (the newest days need not exist yet)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.TimeWindowPartitionMapping(
+            start_offset=0,
+            end_offset=label_delay_max_days,
+            allow_nonexistent_upstream_partitions=True,
+        )
+
+
+def _labels_with_reviews(
+    warehouse: WarehouseReader, day: date, label_delay_max_days: int
+) -> tuple[pl.DataFrame, list[str], list[str]]:
+    """Chargebacks of the label days after `day` and reviewers' labels from `day` on, as
+    one frame with a `source` column (not yet resolved), and which days of each were there."""
+    frames, present = [], []
+    for key, first in ((TRANSACTION_LABELS, 1), (REVIEW_LABELS, 0)):
+        table = table_name(key)
+        days = [(day + timedelta(days=k)).isoformat()
+                for k in range(first, label_delay_max_days + 1)]  # fmt: skip
+        present.append(warehouse.days_present([table], days))
+        if present[-1]:
+            frames.append(warehouse.read(table, present[-1]))
+    return combine_labels(*frames), *present
 
 
 def _warn(check: str, passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
@@ -312,13 +341,15 @@ def build_monitoring_assets(
         kinds={"polars", "png"},
         ins={"scored": dg.AssetIn(SCORED_TRANSACTIONS)},
         deps=[
-            dg.AssetDep(TRANSACTION_LABELS, partition_mapping=_labels_after(label_delay_max_days))
+            dg.AssetDep(TRANSACTION_LABELS, partition_mapping=_labels_after(label_delay_max_days)),
+            dg.AssetDep(REVIEW_LABELS, partition_mapping=_reviews_after(label_delay_max_days)),
         ],
         check_specs=[dg.AssetCheckSpec(CHECK_PERFORMANCE, asset=MODEL_PERFORMANCE)],
         automation_condition=_late_labels_arrived(label_delay_max_days),
         description="The champion's AUC, PR-AUC, calibration and fraud amount caught on the "
-        "day's transactions, from the labels that arrived in the days after; re-materializes "
-        "as late labels land. A time-series picture of every day so far is linked.",
+        "day's transactions, from the labels that arrived in the days after (chargebacks, "
+        "and reviewers' decisions until a chargeback overrules them); re-materializes as "
+        "late labels land. A time-series picture of every day so far is linked.",
     )
     def model_performance(
         context: dg.AssetExecutionContext,
@@ -327,15 +358,15 @@ def build_monitoring_assets(
         settings: SettingsResource,
     ) -> dg.MaterializeResult:
         day = partition_day(context)
-        labels_table = table_name(TRANSACTION_LABELS)
-        label_days = [(day + timedelta(days=k)).isoformat()
-                      for k in range(1, label_delay_max_days + 1)]  # fmt: skip
-        present = warehouse.days_present([labels_table], label_days)
-        labels = warehouse.read(labels_table, present) if present else pl.DataFrame()
-        joined = join_scores_labels(scored, labels) if present else pl.DataFrame()
+        labels, present, reviewed = _labels_with_reviews(warehouse, day, label_delay_max_days)
+        joined = join_scores_labels(scored, labels) if labels.height else pl.DataFrame()
         if joined.height == 0:
             return dg.MaterializeResult(
-                metadata={"labelled_rows": 0, "label_days_present": present},
+                metadata={
+                    "labelled_rows": 0,
+                    "label_days_present": present,
+                    "review_days_present": reviewed,
+                },
                 check_results=[_warn(CHECK_PERFORMANCE, True, "no labels have arrived yet")],
             )
         performance = daily_performance(joined, day)
@@ -351,6 +382,9 @@ def build_monitoring_assets(
                 "labelled_rows": performance.rows,
                 "labelled_share": performance.rows / scored.height if scored.height else 0.0,
                 "label_days_present": present,
+                "review_days_present": reviewed,
+                "labels_by_source": count_by_source(joined),
+                "reviews_overruled": conflicts(labels).height,
                 "roc_auc": auc or float("nan"),
                 "pr_auc": performance.pr_auc or float("nan"),
                 "ece": performance.ece,

@@ -2,8 +2,10 @@
 
 Labels come 1-3 days late, so day D's performance is computed once its transactions' labels
 have landed: predictions are joined to labels by transaction and grouped by the day they were
-scored. The metric functions are the evaluation's own (`ml_assets.training.evaluation`), so a
-model's offline and online numbers are computed the same way.
+scored. Reviewers' labels count beside the chargebacks, one label per transaction by the rule
+of `ml_assets.data.labels` (a chargeback overrules a review). The metric functions are the
+evaluation's own (`ml_assets.training.evaluation`), so a model's offline and online numbers
+are computed the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ml_assets.data.labels import SOURCE, resolve_labels
 from ml_assets.monitoring.plots import plot_series
 from ml_assets.training.evaluation import (
     REVIEW_SHARE,
@@ -43,7 +46,8 @@ def join_scores_labels(predictions: pl.DataFrame, labels: pl.DataFrame) -> pl.Da
     """Scored transactions with their label and the day they were scored.
 
     A transaction scored more than once (a retry, a cache hit) counts once, with its last
-    score; transactions without a label yet are left out.
+    score; transactions without a label yet are left out. Labels of several sources (a
+    `source` column) are resolved to one per transaction, and the winning source is kept.
     """
     needed = {"transaction_id", "received_at", SCORE, AMOUNT}
     missing = sorted(needed - set(predictions.columns))
@@ -57,11 +61,11 @@ def join_scores_labels(predictions: pl.DataFrame, labels: pl.DataFrame) -> pl.Da
         .unique("transaction_id", keep="last")
         .select("transaction_id", pl.col("received_at").dt.date().alias(DAY), SCORE, AMOUNT)
     )
-    return scored.join(
-        labels.select("transaction_id", LABEL).unique("transaction_id", keep="last"),
-        on="transaction_id",
-        how="inner",
-    )
+    if SOURCE in labels.columns:
+        labels = resolve_labels(labels).select("transaction_id", LABEL, SOURCE)
+    else:
+        labels = labels.select("transaction_id", LABEL).unique("transaction_id", keep="last")
+    return scored.join(labels, on="transaction_id", how="inner")
 
 
 def daily_performance(

@@ -91,3 +91,15 @@ def write_index(
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_atomically(path, write)
     return IndexBuild(path, version, chunks.height, embedded, chunks.height - embedded)
+
+
+def sql_dense(path: Path, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+    """(chunk id, cosine) of the `k` nearest chunks by DuckDB's exact `array_cosine_similarity`
+    on the file itself, ties by chunk id: the store-of-record search that the in-memory one
+    (`RagIndex.dense`) must agree with. Costs a connection per call; not for the request path."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(
+            f"SELECT chunk_id, array_cosine_similarity(embedding, ?::FLOAT[{DIMENSIONS}]) AS s "
+            "FROM chunks ORDER BY s DESC, chunk_id LIMIT ?",
+            [np.asarray(vector, dtype=np.float32).tolist(), k],
+        ).fetchall()

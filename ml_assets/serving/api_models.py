@@ -7,7 +7,7 @@ up as a 422 that names the field instead of a score computed from garbage.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,9 @@ class Prediction(BaseModel):
     reason: str | None = None  # breaker_open | timeout | model_error | no_model
     model_name: str | None
     model_version: str | None
+    # champion | canary: the rollout stage whose model answered (for a rules answer, the
+    # stage that was asked); a cached answer keeps the arm it was given with.
+    arm: str
     unknown_entities: list[str] = []
     feature_status: dict[str, str] = {}
     latency_ms: float
@@ -104,13 +107,25 @@ class ValidationErrorBody(BaseModel):
 
 
 class ModelRef(BaseModel):
+    """A loaded model of one rollout stage, and since when this replica serves it."""
+
     name: str
     version: str
+    loaded_at: datetime
+
+
+class CanaryRef(ModelRef):
+    share: float = Field(ge=0.0, le=1.0, description="Share of customers it answers (the "
+                         "registered-model tag `canary_share`, read at every reload).")  # fmt: skip
 
 
 class LoadedModels(BaseModel):
+    """The stage models this replica has loaded: the champion answers, the canary answers
+    its share of customers, the shadow scores off the response path (null: not set)."""
+
     champion: ModelRef | None
-    challenger: ModelRef | None
+    canary: CanaryRef | None
+    shadow: ModelRef | None
 
 
 class ModelsStatus(LoadedModels):
@@ -137,7 +152,7 @@ class Reloading(LoadedModels):
 
 
 class RefreshOutcome(BaseModel):
-    role: str  # champion | challenger
+    role: str  # champion | canary | shadow
     alias: str
     outcome: str  # unchanged | swapped | refused | unset
     version: str | None = None
@@ -151,10 +166,39 @@ class ReloadResult(LoadedModels):
 
 
 class ReviewList(BaseModel):
-    """`GET /review`: pending items, newest first."""
+    """`GET /review`: the items in the asked status (pending by default), newest first."""
 
     items: list[dict[str, Any]]
     count: int
+
+
+class ReviewDecision(BaseModel):
+    """`POST /review/{transaction_id}`: a reviewer's decision. `fraud` and `legitimate` become
+    labels (source `review`) that monitoring and the next training set use until a chargeback
+    arrives; `escalate` passes the item to a second reviewer and is no label."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"decision": "fraud", "reviewer_id": "analyst-7",
+                                         "note": "card used in two countries within an hour"}]},
+    )  # fmt: skip
+
+    decision: Literal["fraud", "legitimate", "escalate"]
+    reviewer_id: Id
+    note: Annotated[str, Field(max_length=2000, strict=True)] | None = None
+
+
+class ReviewRecorded(BaseModel):
+    """200 from `POST /review/{transaction_id}`: the decision as recorded. `status` is the
+    item's new state (`escalated` or `decided`); `is_fraud` the label (null for escalate)."""
+
+    transaction_id: str
+    decision: Literal["fraud", "legitimate", "escalate"]
+    status: Literal["escalated", "decided"]
+    is_fraud: int | None
+    reviewer_id: str
+    note: str | None
+    decided_at: datetime
 
 
 class Health(BaseModel):

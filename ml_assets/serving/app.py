@@ -15,9 +15,9 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -34,7 +34,9 @@ from ml_assets.serving.api_models import (
     Ready,
     Reloading,
     ReloadResult,
+    ReviewDecision,
     ReviewList,
+    ReviewRecorded,
     Transaction,
     ValidationErrorBody,
 )
@@ -54,8 +56,9 @@ from ml_assets.serving.model_source import (
 )
 from ml_assets.serving.prediction_log import PredictionLogWriter
 from ml_assets.serving.rag_route import router as rag_router
-from ml_assets.serving.review_queue import ReviewQueue
+from ml_assets.serving.review_queue import ReviewConflict, ReviewNotFound, ReviewQueue
 from ml_assets.serving.service import ScoringService
+from ml_assets.training.rollout_stages import CANARY, SHADOW
 
 log = logging.getLogger("ml_assets.serving")
 ROUTES = frozenset(
@@ -115,6 +118,18 @@ OVERLOADED_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
 }
 SCORING_RESPONSES = {**AUTH_RESPONSES, **BODY_RESPONSES, **OVERLOADED_RESPONSES}
+REVIEW_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
+    **BODY_RESPONSES,
+    404: {"model": ErrorBody, "description": "No queued item has this transaction id."},
+    409: {
+        "model": ErrorBody,
+        "description": "The item was already decided (the first final decision stands), or "
+        "escalated and escalated again; `detail` names the standing decision.",
+    },
+}
+# The path example of POST /review/{transaction_id} (also what the contract test queues).
+REVIEW_EXAMPLE_TRANSACTION = "T-review-example"
 
 
 def _field_errors(details: list[dict[str, str]], status: int = 422) -> JSONResponse:
@@ -229,11 +244,13 @@ def create_app(
     def on_result(result: RefreshResult) -> None:
         if result.outcome in ("swapped", "refused"):
             metrics.reloads.labels(role=result.role, outcome=result.outcome).inc()
+        metrics.canary_share.set(source.canary_share if source.canary else 0.0)
 
     source = ModelSource(
         registry,
         config.champion_alias,
-        config.challenger_alias if config.shadow else None,
+        canary_alias=config.canary_alias if config.canary else None,
+        shadow_alias=config.shadow_alias if config.shadow else None,
         on_result=on_result,
     )
     service = ScoringService(
@@ -351,10 +368,35 @@ def create_app(
 
     @app.get("/review", response_model=ReviewList,
              responses={**AUTH_RESPONSES, **QUERY_RESPONSES})  # fmt: skip
-    async def review(limit: int = Query(100, ge=1, le=10_000)) -> JSONResponse:
-        """Pending requests in the human-review queue, newest first."""
-        items = await asyncio.to_thread(service.review.list, limit)
+    async def review(
+        limit: int = Query(100, ge=1, le=10_000),
+        status: Literal["pending", "escalated", "decided"] = Query("pending"),
+    ) -> JSONResponse:
+        """Items of the human-review queue in `status` (pending by default), newest first."""
+        items = await asyncio.to_thread(service.review.list, limit, status)
         return JSONResponse(jsonable_encoder({"items": items, "count": len(items)}))
+
+    @app.post("/review/{transaction_id}", response_model=ReviewRecorded, responses=REVIEW_RESPONSES)
+    async def decide_review(
+        decision: ReviewDecision,
+        transaction_id: str = Path(
+            min_length=1, max_length=128, examples=[REVIEW_EXAMPLE_TRANSACTION]
+        ),
+    ) -> JSONResponse:
+        """Record a reviewer's decision on the queued item of `transaction_id`: `fraud` or
+        `legitimate` decide it (and become its label), `escalate` passes it to a second
+        reviewer, who then decides it. The first final decision stands: another is a 409."""
+        try:
+            recorded = await asyncio.to_thread(
+                service.review.decide, transaction_id, decision.decision,
+                decision.reviewer_id, decision.note,
+            )  # fmt: skip
+        except ReviewNotFound as error:
+            return JSONResponse({"detail": f"{error}: only queued items can be decided "
+                                 "(GET /review lists them)"}, status_code=404)  # fmt: skip
+        except ReviewConflict as error:
+            return JSONResponse({"detail": str(error)}, status_code=409)
+        return JSONResponse(jsonable_encoder(recorded))
 
     @app.post(
         "/admin/reload",
@@ -367,8 +409,9 @@ def create_app(
         },
     )  # fmt: skip
     async def reload(wait: bool = False) -> JSONResponse:
-        """Re-read the registry aliases and swap in changed models: 202 at once (in the
-        background), or with `wait=true` 200 once done, with what happened per role."""
+        """Re-read the registry aliases (champion, canary, shadow) and the canary share, and
+        swap in changed models: 202 at once (in the background), or with `wait=true` 200
+        once done, with what happened per stage."""
         if not wait:
             asyncio.ensure_future(refresh())
             return JSONResponse({"status": "reloading", **_models(source)}, status_code=202)
@@ -377,7 +420,8 @@ def create_app(
 
     @app.get("/admin/models", response_model=ModelsStatus, responses=AUTH_RESPONSES)
     async def models() -> JSONResponse:
-        """The loaded champion and challenger, and the circuit breaker's state."""
+        """Each rollout stage's loaded model (champion, canary with its share, shadow: name,
+        version, since when loaded), and the champion's circuit breaker state."""
         return JSONResponse({**_models(source), "breaker": service.breaker.state})
 
     @app.get("/health", response_model=Health)
@@ -459,10 +503,17 @@ async def _first_load(refresh: Any) -> None:
 
 
 def _models(source: ModelSource) -> dict[str, Any]:
-    def describe(scorer: Any) -> dict[str, str] | None:
-        return {"name": scorer.name, "version": scorer.version} if scorer else None
+    def describe(role: str, scorer: Any) -> dict[str, Any] | None:
+        loaded_at = source.loaded_at.get(role)
+        if scorer is None or loaded_at is None:  # retired between the two reads
+            return None
+        return {"name": scorer.name, "version": scorer.version, "loaded_at": loaded_at.isoformat()}
 
-    return {"champion": describe(source.champion), "challenger": describe(source.challenger)}
+    canary = describe(CANARY, source.canary)
+    if canary is not None:
+        canary["share"] = source.canary_share
+    return {"champion": describe(CHAMPION, source.champion), "canary": canary,
+            "shadow": describe(SHADOW, source.shadow)}  # fmt: skip
 
 
 def serve(

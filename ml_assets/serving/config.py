@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ml_assets.settings import REPO_ROOT, DecisionThresholds, Settings
-from ml_assets.training.registry_reader import CHALLENGER, CHAMPION
+from ml_assets.training.registry_reader import CHAMPION
+from ml_assets.training.rollout_stages import CANARY, SHADOW
 
 API_KEY_ENV = "ML_ASSETS_API_KEY"
 
@@ -37,7 +38,11 @@ class ServingConfig:
     online_store_url: str = ""  # empty: the embedded SQLite store in <home>
     model_name: str = "fraud_student"
     champion_alias: str = CHAMPION
-    challenger_alias: str = CHALLENGER
+    # Rollout stages followed (rollout_stages): the canary answers its share of customers
+    # (the registered-model tag `canary_share`), the shadow scores off the response path.
+    canary_alias: str = CANARY
+    shadow_alias: str = SHADOW
+    canary: bool = True  # False: never route to a canary (e.g. replaying against batch scores)
     shadow: bool = True
     # Gateway: an empty key tuple disables auth (local development only; `serve` warns).
     api_keys: tuple[str, ...] = ()
@@ -126,7 +131,9 @@ class ServingConfig:
             ),
             model_name=_env("ML_ASSETS_SERVING_MODEL", d.model_name),
             champion_alias=_env("ML_ASSETS_CHAMPION_ALIAS", d.champion_alias),
-            challenger_alias=_env("ML_ASSETS_CHALLENGER_ALIAS", d.challenger_alias),
+            canary_alias=_env("ML_ASSETS_CANARY_ALIAS", d.canary_alias),
+            shadow_alias=_env("ML_ASSETS_SHADOW_ALIAS", d.shadow_alias),
+            canary=_env("ML_ASSETS_CANARY", "1") not in ("0", "false", "no"),
             shadow=_env("ML_ASSETS_SHADOW", "1") not in ("0", "false", "no"),
             api_keys=_keys(_env(API_KEY_ENV, "")),
             rate_limit_per_s=float(_env("ML_ASSETS_RATE_LIMIT_PER_S", d.rate_limit_per_s)),

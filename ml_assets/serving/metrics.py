@@ -35,8 +35,18 @@ class ServingMetrics:
             registry=r,
         )  # fmt: skip
         self.predictions = Counter(
-            p + "predictions", "Answers by the path that answered and the decision",
-            ["path", "decision"], registry=r,
+            p + "predictions", "Answers by the path that answered, the decision, and the "
+            "rollout stage (arm: champion, canary) whose model answered or was asked",
+            ["path", "decision", "arm"], registry=r,
+        )  # fmt: skip
+        self.canary_diverted = Counter(
+            p + "canary_diverted", "Canary customers not answered by the canary, by reason "
+            "(error, breaker_open: the champion answered; timeout, batch_error: the rules)",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.canary_share = Gauge(
+            p + "canary_share", "Share of customers routed to the canary (0 without one)",
+            registry=r,
         )  # fmt: skip
         self.score = Histogram(
             p + "score", "Served score by answering path (the dashboard's distribution)",
@@ -80,8 +90,16 @@ class ServingMetrics:
             ["outcome"], registry=r,
         )  # fmt: skip
         self.shadow_diff = Histogram(
-            p + "shadow_score_diff", "|challenger - champion| score", buckets=DIFF_BUCKETS,
+            p + "shadow_score_diff", "|shadow - answered| score", buckets=DIFF_BUCKETS,
             registry=r,
+        )  # fmt: skip
+        self.shadow_agreement = Gauge(
+            p + "shadow_agreement", "Share of shadow-scored answers whose decision the shadow "
+            "model would have given, since the current shadow version loaded", registry=r,
+        )  # fmt: skip
+        self.shadow_latency = Histogram(
+            p + "shadow_latency_seconds", "Shadow model call per answered request",
+            buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.review_enqueued = Counter(
             p + "review_enqueued", "Requests sent to the human-review queue", registry=r
@@ -92,8 +110,8 @@ class ServingMetrics:
         )  # fmt: skip
         self.rate_limited = Counter(p + "rate_limited", "Requests refused with 429", registry=r)
         self.model_info = Gauge(
-            p + "model_info", "1 for the loaded model of each role", ["role", "name", "version"],
-            registry=r,
+            p + "model_info", "1 for the loaded model of each stage (champion, canary, shadow)",
+            ["role", "name", "version"], registry=r,
         )  # fmt: skip
         self.reloads = Counter(
             p + "model_reloads", "Model swaps and refused loads", ["role", "outcome"], registry=r

@@ -10,13 +10,22 @@ every row on its own, so one bad row fails alone. A model answer in the review b
 the human review queue (`review`), any other is `model`. Errors and an open breaker answer
 with the rules (`fallback`), a timeout or no model with the rules on the request alone; an
 answer the model did not give never approves (`unscored_decision`, review by default).
-After answering, the prediction-log record (and the row for the challenger) leaves the
+After answering, the prediction-log record (and the row for the shadow model) leaves the
 request path.
+
+Canary: while a canary is loaded, the transactions of customers `in_canary` go to a second
+micro-batcher with its own worker and breaker, so each model scores only its own arm's rows
+and a slow or failing canary cannot delay or trip the champion. A canary row that fails
+(error, NaN) is scored by the champion in the same worker call (arm `champion`); after
+`breaker_failures` consecutive canary failures its customers go to the champion until a
+trial succeeds; a canary timeout answers with the rules like any other (arm `canary`).
+Without a canary the request path is the champion's alone, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -30,7 +39,7 @@ import numpy as np
 
 from ml_assets.serving.api_models import Transaction
 from ml_assets.serving.batcher import MicroBatcher, Overloaded
-from ml_assets.serving.breaker import CircuitBreaker
+from ml_assets.serving.breaker import CLOSED, CircuitBreaker
 from ml_assets.serving.cache import TTLCache
 from ml_assets.serving.config import ServingConfig
 from ml_assets.serving.decisions import APPROVE, decide
@@ -42,6 +51,7 @@ from ml_assets.serving.model_source import CHAMPION, ModelSource, Scorer
 from ml_assets.serving.prediction_log import PredictionLogWriter
 from ml_assets.serving.review_queue import ReviewQueue
 from ml_assets.serving.shadow import ShadowJob, ShadowWorker
+from ml_assets.training.rollout_stages import CANARY, CANARY_ARM, CHAMPION_ARM, in_canary
 
 log = logging.getLogger(__name__)
 MODEL, FALLBACK, CACHE, REVIEW = "model", "fallback", "cache", "review"
@@ -70,6 +80,8 @@ class Scored:
     score: float | None = None
     scorer: Scorer | None = None
     error: str | None = None
+    arm: str = CHAMPION_ARM  # the stage whose model scored (or last failed) the row
+    canary_failed: bool = False  # the canary failed this row (the champion was asked)
 
 
 @dataclass
@@ -82,6 +94,7 @@ class Answer:
     features: EntityFeatures | None = None
     row: dict[str, Any] | None = None
     status: dict[str, str] = field(default_factory=dict)
+    arm: str = CHAMPION_ARM
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,7 @@ class Cached:
     model_name: str
     model_version: str
     status: dict[str, str]
+    arm: str
 
 
 def _job(txn: Transaction, event_time: datetime) -> Job:
@@ -139,6 +153,18 @@ class ScoringService:
             max_queue=config.max_queue,
             retry_after_s=config.retry_after_s,
         )
+        # The canary's own worker and breaker: its rows never share a batch (or a breaker)
+        # with the champion's. The thread idles while no canary is loaded.
+        self.canary_breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
+        self.canary_batcher: MicroBatcher[Job, Scored] = MicroBatcher(
+            functools.partial(self._score_batch, canary=True),
+            max_size=config.batch_max_size if config.micro_batching else 1,
+            max_wait_s=config.batch_max_wait_ms / 1000.0,
+            on_batch=metrics.batch_size.observe,
+            name="canary-batcher",
+            max_queue=config.max_queue,
+            retry_after_s=config.retry_after_s,
+        )
         # Posted events share the admission bound: at most this many wait for the store.
         self._recording = asyncio.Semaphore(config.max_queue)
         self.shadow = (
@@ -150,6 +176,7 @@ class ScoringService:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self.batcher.start()
+        self.canary_batcher.start()
         self.prediction_log.start()
         self.review.start()
         if self.shadow:
@@ -158,6 +185,7 @@ class ScoringService:
     def stop(self) -> None:
         """Stop taking work, finish shadow scoring, then flush the log and the review queue."""
         self.batcher.stop()
+        self.canary_batcher.stop()
         if self.shadow:
             self.shadow.close()
         self.prediction_log.close()
@@ -165,10 +193,13 @@ class ScoringService:
         self.reader.close()
 
     def on_model_change(self, role: str, scorer: Scorer | None) -> None:
-        """A new champion invalidates cached answers and gets a fresh breaker."""
+        """A new champion or canary invalidates cached answers and gets a fresh breaker."""
         if role == CHAMPION:
             self.cache.clear()
             self.breaker.reset()
+        elif role == CANARY:
+            self.cache.clear()
+            self.canary_breaker.reset()
         self.metrics.set_model(role, scorer.name if scorer else None,
                                scorer.version if scorer else None)  # fmt: skip
 
@@ -177,19 +208,45 @@ class ScoringService:
         return decide(score, self.config.decisions)
 
     # -- worker thread ---------------------------------------------------------------------
-    def _score_batch(self, jobs: list[Job]) -> list[Scored]:
+    def _score_batch(self, jobs: list[Job], canary: bool = False) -> list[Scored]:
+        """One worker's batch: the champion's, or (`canary`) the canary's, which falls back
+        to the champion when the canary retired while the rows queued."""
         started = time.perf_counter()
         features = self.reader.score_and_record([job.event for job in jobs])
         rows = [{**job.request, **f.values} for job, f in zip(jobs, features, strict=True)]
-        scorer = self.source.champion  # read once: the whole batch uses one model
+        champion = self.source.champion  # read once: the whole batch uses one model
+        scorer = (self.source.canary or champion) if canary else champion
         if scorer is None:
             return [Scored(f, row, error=NO_MODEL) for f, row in zip(features, rows, strict=True)]
+        arm = CHAMPION_ARM if scorer is champion else CANARY_ARM
         scores = self._scores(scorer, rows)
         self.metrics.model_latency.observe(time.perf_counter() - started)
-        return [
-            Scored(f, row, s, scorer) if s is not None else Scored(f, row, error=MODEL_ERROR)
+        scored = [
+            Scored(f, row, s, scorer, arm=arm)
+            if s is not None
+            else Scored(f, row, error=MODEL_ERROR, arm=arm)
             for f, row, s in zip(features, rows, scores, strict=True)
         ]
+        if arm == CANARY_ARM:
+            self._rescore_with_champion(scored, champion)
+        return scored
+
+    def _rescore_with_champion(self, scored: list[Scored], champion: Scorer | None) -> None:
+        """Rows the canary failed get the champion's score (their features are read already)
+        while the champion's breaker is closed; otherwise they stay failed (the rules)."""
+        failed = [s for s in scored if s.error is not None]
+        if not failed:
+            return
+        for s in failed:
+            s.canary_failed = True
+        self.metrics.canary_diverted.labels(reason="error").inc(len(failed))
+        if champion is None or self.breaker.state != CLOSED:
+            return
+        scores = self._scores(champion, [s.row for s in failed])
+        for s, score in zip(failed, scores, strict=True):
+            s.arm = CHAMPION_ARM
+            if score is not None:
+                s.score, s.scorer, s.error = score, champion, None
 
     @staticmethod
     def _scores(scorer: Scorer, rows: list[dict[str, Any]]) -> list[float | None]:
@@ -212,7 +269,9 @@ class ScoringService:
         return self.reader.score_and_record(events)
 
     # -- request path ----------------------------------------------------------------------
-    async def _fallback(self, job: Job, reason: str, features: EntityFeatures | None) -> Answer:
+    async def _fallback(
+        self, job: Job, reason: str, features: EntityFeatures | None, arm: str = CHAMPION_ARM
+    ) -> Answer:
         """The rules; features are read (and the event recorded) when the worker did not:
         a transaction changes its entities' state whoever answered it."""
         if features is None:
@@ -224,41 +283,95 @@ class ScoringService:
         features = features or EntityFeatures({}, {})
         score = heuristic_score(job.request, features.values)
         return Answer(score, FALLBACK, RULES_NAME, RULES_VERSION, reason, features,
-                      status=features.status)  # fmt: skip
+                      status=features.status, arm=arm)  # fmt: skip
 
     def _from_cache(self, key: Hashable) -> Answer | None:
         hit = self.cache.get(key)
         if hit is None:
             return None
         self.metrics.cache_hits.inc()
-        return Answer(hit.score, CACHE, hit.model_name, hit.model_version, status=hit.status)
+        return Answer(hit.score, CACHE, hit.model_name, hit.model_version, status=hit.status,
+                      arm=hit.arm)  # fmt: skip
 
-    async def _settle(self, job: Job, key: Hashable, future: asyncio.Future | None) -> Answer:
-        """The answer of one admitted job once its future resolved (or the deadline passed)."""
+    async def _settle(
+        self, job: Job, key: Hashable, future: asyncio.Future | None, arm: str = CHAMPION_ARM
+    ) -> Answer:
+        """The answer of one admitted job once its future resolved (or the deadline passed);
+        `arm` is the worker it was sent to, whose breaker judges a timeout or failed batch."""
         if future is None:
             return await self._fallback(job, BREAKER_OPEN, None)
+        sent_to = self.breaker if arm == CHAMPION_ARM else self.canary_breaker
         if not future.done():
             future.cancel()
-            self.breaker.record_failure()
-            return await self._fallback(job, TIMEOUT, None)
+            sent_to.record_failure()
+            if arm == CANARY_ARM:
+                self.metrics.canary_diverted.labels(reason=TIMEOUT).inc()
+            return await self._fallback(job, TIMEOUT, None, arm)
         error = future.exception()
         if error is not None:  # the feature read failed for the whole batch
             log.warning("scoring batch failed: %s", error)
-            self.breaker.record_failure()
-            return await self._fallback(job, MODEL_ERROR, None)
+            sent_to.record_failure()
+            if arm == CANARY_ARM:
+                self.metrics.canary_diverted.labels(reason="batch_error").inc()
+            return await self._fallback(job, MODEL_ERROR, None, arm)
         scored: Scored = future.result()
+        if arm == CANARY_ARM:
+            self._judge_canary(scored)
+            if scored.arm == CANARY_ARM:  # the canary answered or failed: judged above
+                return await self._answer(job, key, scored, None)
+        return await self._answer(job, key, scored, self.breaker)
+
+    def _judge_canary(self, scored: Scored) -> None:
+        """The canary breaker counts the canary's own successes and failures only."""
+        if scored.canary_failed:
+            self.canary_breaker.record_failure()
+        elif scored.arm == CANARY_ARM and scored.error is None:
+            self.canary_breaker.record_success()
+        else:  # the canary retired before its worker ran: no verdict on it
+            self.canary_breaker.release()
+
+    async def _answer(
+        self, job: Job, key: Hashable, scored: Scored, breaker: CircuitBreaker | None
+    ) -> Answer:
+        """A scored job's answer; `breaker` (the champion's, when it scored) learns the
+        outcome."""
         if scored.error == NO_MODEL:
-            self.breaker.release()
-            return await self._fallback(job, NO_MODEL, scored.features)
+            if breaker:
+                breaker.release()
+            return await self._fallback(job, NO_MODEL, scored.features, scored.arm)
         if scored.error is not None or scored.score is None or scored.scorer is None:
-            self.breaker.record_failure()
-            return await self._fallback(job, scored.error or MODEL_ERROR, scored.features)
-        self.breaker.record_success()
+            if breaker:
+                breaker.record_failure()
+            return await self._fallback(job, scored.error or MODEL_ERROR, scored.features,
+                                        scored.arm)  # fmt: skip
+        if breaker:
+            breaker.record_success()
         status, scorer = scored.features.status, scored.scorer
-        if scorer is self.source.champion:  # never cache an answer of a replaced model
-            self.cache.put(key, Cached(scored.score, scorer.name, scorer.version, status))
+        # Never cache an answer of a replaced model.
+        if scorer is self.source.champion or scorer is self.source.canary:
+            self.cache.put(key, Cached(scored.score, scorer.name, scorer.version, status,
+                                       scored.arm))  # fmt: skip
         return Answer(scored.score, MODEL, scorer.name, scorer.version, None, scored.features,
-                      scored.row, status)  # fmt: skip
+                      scored.row, status, scored.arm)  # fmt: skip
+
+    def _route(
+        self, txns: Sequence[Transaction], answers: Sequence[Answer | None]
+    ) -> tuple[list[int], list[int]]:
+        """Which unanswered transactions the champion's worker scores and which the
+        canary's: customers `in_canary` while a canary is loaded and its breaker allows.
+        The rest of the unanswered (the champion's breaker is open) get no worker."""
+        if self.source.canary is None:  # the usual case: the champion's path, nothing more
+            return [i for i, a in enumerate(answers) if a is None and self.breaker.allow()], []
+        pending = [i for i, a in enumerate(answers) if a is None]
+        share = self.source.canary_share
+        chosen = [i for i in pending if in_canary(txns[i].customer_id, share)]
+        to_canary = [i for i in chosen if self.canary_breaker.allow()]
+        if len(to_canary) < len(chosen):
+            self.metrics.canary_diverted.labels(reason=BREAKER_OPEN).inc(
+                len(chosen) - len(to_canary)
+            )
+        taken = set(to_canary)
+        return [i for i in pending if i not in taken and self.breaker.allow()], to_canary
 
     def _jobs(self, txns: Sequence[Transaction], received_at: datetime) -> list[Job]:
         """Every transaction's job, its event time checked first: one bad time refuses the
@@ -284,29 +397,48 @@ class ScoringService:
         jobs = self._jobs(txns, received_at)
         keys = [_cache_key(txn, job) for txn, job in zip(txns, jobs, strict=True)]
         answers: list[Answer | None] = [self._from_cache(key) for key in keys]
-        waiting = [i for i, a in enumerate(answers) if a is None and self.breaker.allow()]
+        waiting, to_canary = self._route(txns, answers)
         futures: dict[int, asyncio.Future] = {}
-        if waiting:
-            try:
-                submitted = self.batcher.submit_many([jobs[i] for i in waiting])
-            except Overloaded:
-                self.breaker.release()  # a half-open trial that never ran is handed back
-                raise
-            futures = dict(zip(waiting, submitted, strict=True))
+        if waiting or to_canary:
+            futures = self._submit(jobs, waiting, to_canary)
         self.metrics.cache_misses.inc(sum(a is None for a in answers))
         if futures:
             await asyncio.wait(futures.values(), timeout=self.config.request_timeout_s)
+        canary = frozenset(to_canary) if to_canary else ()
         settled = await asyncio.gather(
             *(
-                self._settle(jobs[i], keys[i], futures.get(i))
+                self._settle(jobs[i], keys[i], futures.get(i),
+                             CANARY_ARM if i in canary else CHAMPION_ARM)
                 for i, answer in enumerate(answers)
                 if answer is None
             )
-        )
+        )  # fmt: skip
         pending = iter(settled)
         answers = [answer if answer is not None else next(pending) for answer in answers]
         latency_ms = (time.perf_counter() - started) * 1000.0
         return self._finish(txns, jobs, answers, received_at, latency_ms)
+
+    def _submit(
+        self, jobs: Sequence[Job], waiting: list[int], to_canary: list[int]
+    ) -> dict[int, asyncio.Future]:
+        """Queue each arm's jobs with its worker, all or none (Overloaded)."""
+        futures: dict[int, asyncio.Future] = {}
+        try:
+            if to_canary:
+                submitted = self.canary_batcher.submit_many([jobs[i] for i in to_canary])
+                futures.update(zip(to_canary, submitted, strict=True))
+            if waiting:
+                submitted = self.batcher.submit_many([jobs[i] for i in waiting])
+                futures.update(zip(waiting, submitted, strict=True))
+        except Overloaded:
+            for future in futures.values():
+                future.cancel()  # the worker skips what its caller gave up
+            # A half-open trial that never ran is handed back.
+            self.breaker.release()
+            if to_canary:
+                self.canary_breaker.release()
+            raise
+        return futures
 
     async def record_events(self, txns: Sequence[Transaction]) -> int:
         """Record transactions that were not scored here (or arrived late) in the online
@@ -343,12 +475,13 @@ class ScoringService:
                 "reason": answer.reason,
                 "model_name": answer.model_name,
                 "model_version": answer.model_version,
+                "arm": answer.arm,
                 "unknown_entities": unknown,
                 "feature_status": answer.status,
                 "latency_ms": round(latency_ms, 3),
             }
             responses.append(response)
-            self.metrics.predictions.labels(path=path, decision=decision).inc()
+            self.metrics.predictions.labels(path=path, decision=decision, arm=answer.arm).inc()
             self.metrics.score.labels(path=path).observe(answer.score)
             if answer.reason:
                 self.metrics.degraded.labels(reason=answer.reason).inc()
@@ -370,9 +503,11 @@ class ScoringService:
                 "reason": answer.reason,
                 "model_name": answer.model_name,
                 "model_version": answer.model_version,
+                "arm": answer.arm,
                 "latency_ms": latency_ms,
                 "shadow_score": None,
                 "shadow_version": None,
+                "shadow_latency_ms": None,
                 # Serialized by the log writer, off the request path.
                 "features": answer.features.values if answer.features else None,
                 "feature_status": answer.status,

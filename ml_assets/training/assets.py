@@ -10,6 +10,7 @@ import polars as pl
 
 from ml_assets.features.assets import TRAINING_SET
 from ml_assets.features.registry import feature_versions
+from ml_assets.features.training_set import resolve_training_rows
 from ml_assets.resources import MlflowResource, WarehouseReader, table_name
 from ml_assets.training.calibration import ece_before_after
 from ml_assets.training.evaluation import Evaluation, evaluate_models, score_metrics
@@ -83,7 +84,8 @@ def plain_config(cls: type, config: dg.Config) -> Any:
 
 
 def _training_rows(warehouse: WarehouseReader, partitions: list[str]) -> pl.DataFrame:
-    return warehouse.read(table_name(TRAINING_SET), partitions)
+    # A reviewed transaction whose chargeback came later is in two days: the chargeback wins.
+    return resolve_training_rows(warehouse.read(table_name(TRAINING_SET), partitions))
 
 
 def _headline(metrics: dict[str, float], names: tuple[str, ...]) -> dict[str, float]:

@@ -163,3 +163,11 @@ def recover_lineage(name: str, alias_or_version: str | int, tracking_uri: str) -
     with tracking(tracking_uri):
         info = mlflow.models.get_model_info(f"models:/{name}/{version}")
     return Lineage.from_dict((info.metadata or {}).get(LINEAGE_KEY, {}))
+
+
+def registered_model_tag(tracking_uri: str, name: str, key: str) -> str | None:
+    """A tag of the registered model (e.g. the canary's share), or None when it is unset."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return client.get_registered_model(name).tags.get(key)

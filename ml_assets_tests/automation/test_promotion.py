@@ -1,6 +1,6 @@
 """The promotion sensor and `deployed_model` against real evaluations: a passing evaluation
-is requested once, a failing one never, the champion not again; deployments move the aliases
-(the replaced champion becomes challenger) and a rollback moves the champion back.
+is requested once, a failing one never, the champion not again; the first deployment makes
+the champion (bootstrap), the next enters the rollout as candidate and leaves the champion.
 
 Each test sets up the registry state it needs, so the tests hold in any order."""
 
@@ -16,8 +16,8 @@ from ml_assets.automation.promotion_sensor import promotion_sensor
 from ml_assets.definitions import build_definitions
 from ml_assets.training.assets import STUDENT_MODEL, TEACHER_MODEL, GateConfig
 from ml_assets.training.deployment import DEPLOYED_MODEL
-from ml_assets.training.registry_aliases import roll_back
-from ml_assets.training.registry_reader import CHALLENGER, STUDENT_MODEL_NAME, resolve_version
+from ml_assets.training.registry_reader import CHAMPION, STUDENT_MODEL_NAME, resolve_version
+from ml_assets.training.rollout_stages import CANDIDATE
 from ml_assets_tests.support.platforms import (
     STUDENT,
     TRAINING,
@@ -65,10 +65,6 @@ def deployment_metadata(result: dg.ExecuteInProcessResult) -> dict[str, object]:
     return {k: v.value for k, v in event.metadata.items()}
 
 
-def challenger(platform: Platform) -> str | None:
-    return resolve_version(platform.tracking_uri, STUDENT_MODEL_NAME, CHALLENGER)
-
-
 def test_passing_evaluation_requests_exactly_one_promotion(platform):
     platform.make_champion(None)
     version, first = evaluate_and_tick(platform)
@@ -97,15 +93,15 @@ def test_the_champion_is_not_requested_again(platform):
     assert again.skip_message == f"{STUDENT_MODEL_NAME} v{version} is already the champion"
 
 
-def test_deployments_move_champion_to_challenger_and_roll_back(platform):
+def test_first_deployment_bootstraps_the_champion_and_the_next_enters_as_candidate(platform):
     platform.make_champion(None)
     old, ticked = evaluate_and_tick(platform)
     (request,) = ticked.run_requests
     first = deployment_metadata(launch(platform, request))
     assert platform.champion() == old
     assert first["live"] == f"{STUDENT_MODEL_NAME} v{old}"
-    assert first["replaced"] == "none" and first["challenger"] == "none"
-    assert first["reason"].startswith("passed all gates")
+    assert (first["stage"], first["bootstrap"], first["replaced"]) == (CHAMPION, True, "none")
+    assert first["evidence"].startswith("passed all gates")
 
     # A retrain on the same window (a scheduled one would see newer days) is the next candidate.
     retrained = platform.materialize(
@@ -117,9 +113,10 @@ def test_deployments_move_champion_to_challenger_and_roll_back(platform):
     (request,) = ticked.run_requests
     assert request.run_key == f"promote-{STUDENT_MODEL_NAME}-v{new}"
     second = deployment_metadata(launch(platform, request))
-    assert second["live"] == f"{STUDENT_MODEL_NAME} v{new}"
-    assert second["replaced"] == old and second["challenger"] == old
-    assert (platform.champion(), challenger(platform)) == (new, old)
-
-    assert roll_back(platform.tracking_uri, STUDENT_MODEL_NAME) == (new, old)
+    # With a champion serving, a passing candidate waits for live evidence: no switch yet.
+    assert (second["version"], second["stage"], second["bootstrap"]) == (new, CANDIDATE, False)
+    assert second["live"] == f"{STUDENT_MODEL_NAME} v{old}"
     assert platform.champion() == old
+    assert resolve_version(platform.tracking_uri, STUDENT_MODEL_NAME, CANDIDATE) == new
+    again = tick(platform, ticked.cursor)
+    assert again.run_requests == []

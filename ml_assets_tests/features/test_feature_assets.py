@@ -106,6 +106,7 @@ def test_training_set_is_point_in_time_with_lineage(materialized):
     lineage = metadata["input_data_versions"].value
     assert set(lineage) == {
         "transaction_labels",
+        "review_labels",
         "validated_transactions",
         "customer_features",
         "merchant_features",

@@ -139,6 +139,24 @@ def test_replicas_updating_the_same_entities_lose_no_update(store, tmp_path):
         SqliteOnlineStore(store.path) if isinstance(store, SqliteOnlineStore)
         else RedisOnlineStore(store.url, prefix=store.prefix)
     )  # fmt: skip
+    _two_replicas_send_100_events_each(store, other)
+    other.close()
+
+
+def test_sqlite_folds_appends_into_the_base_and_loses_none(tmp_path):
+    """Replicas that fold every third append (each its own count) race with each other's
+    appends and folds; every event still counts once and few append rows stay unfolded."""
+    stores = [SqliteOnlineStore(tmp_path / "online.sqlite", fold_at=3) for _ in range(2)]
+    _two_replicas_send_100_events_each(*stores)
+    (unfolded,) = stores[0]._db.execute("SELECT count(*) FROM online_appends").fetchone()
+    assert unfolded <= (3 - 1) * 2 * 6  # under fold_at per replica and entity (5 C + 1 M)
+    changed = write_events(stores[0], SMALL_SET, _events(("t1", "C1", T0, 1.0)))
+    assert changed == 1 and stores[0].prune(SMALL_SET, keep_versions=[]) == 1
+    for store in stores:
+        store.close()
+
+
+def _two_replicas_send_100_events_each(store, other) -> None:
     feature_set = FEATURE_SETS["customer"]
     replicas = [OnlineFeatureReader(s, [feature_set]) for s in (store, other)]
 
@@ -159,7 +177,6 @@ def test_replicas_updating_the_same_entities_lose_no_update(store, tmp_path):
     counts = get_online_features(store, feature_set, [f"C{k}" for k in range(5)],
                                  at=T0 + timedelta(minutes=10))  # fmt: skip
     assert [row["customer__txn_count_1d"] for row in counts] == [40] * 5
-    other.close()
 
 
 def test_online_reads_equal_the_point_in_time_join(transactions, day):

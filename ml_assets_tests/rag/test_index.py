@@ -1,15 +1,15 @@
-"""The index file: only changed chunks are re-embedded (counted), exact cosine search in
-DuckDB finds the right document, and hybrid fuses both retrievers."""
+"""The index file: only changed chunks are re-embedded (counted), the in-memory exact cosine
+search returns what DuckDB's `array_cosine_similarity` on the file returns, and hybrid fuses
+both retrievers."""
 
+import numpy as np
 import pytest
 
 from ml_assets.rag.chunking import ChunkingConfig, chunk_documents
 from ml_assets.rag.documents import read_documents
-from ml_assets.rag.index_store import read_meta, write_index
-from ml_assets.rag.retrieval import RagIndex
+from ml_assets.rag.index_store import read_meta, sql_dense, write_index
+from ml_assets.rag.retrieval import RagIndex, top_k
 from ml_assets_tests.support.rag import CountingEmbedder, offline_embedder, small_corpus
-
-pytestmark = pytest.mark.slow
 
 
 def build(folder, path, embedder, config=None):
@@ -18,6 +18,7 @@ def build(folder, path, embedder, config=None):
     return chunks, write_index(path, chunks, embedder, config.version)
 
 
+@pytest.mark.slow
 def test_only_changed_chunks_are_reembedded(tmp_path):
     folder = small_corpus(tmp_path / "corpus")
     embedder = CountingEmbedder(offline_embedder())
@@ -40,6 +41,7 @@ def test_only_changed_chunks_are_reembedded(tmp_path):
     assert read_meta(path)["index_version"] == third.index_version
 
 
+@pytest.mark.slow
 def test_dense_bm25_and_hybrid_find_the_document(tmp_path):
     folder = small_corpus(tmp_path / "corpus")
     embedder = offline_embedder()
@@ -57,3 +59,49 @@ def test_dense_bm25_and_hybrid_find_the_document(tmp_path):
     with pytest.raises(ValueError, match="retriever"):
         index.search(question, vector, "sparse", 3)
     index.close()
+
+
+def test_top_k_is_best_first_with_ties_to_the_lower_position():
+    scores = np.array([0.5, 0.9, 0.5, 0.1, 0.5], dtype=np.float32)
+    assert top_k(scores, 1) == [1]
+    assert top_k(scores, 2) == [1, 0]
+    assert top_k(scores, 3) == [1, 0, 2]
+    assert top_k(scores, 9) == [1, 0, 2, 4, 3]
+    assert top_k(scores, 0) == [] and top_k(scores[:0], 3) == []
+
+
+@pytest.mark.slow
+def test_in_memory_dense_matches_duckdb_exact_search(tmp_path):
+    folder = small_corpus(tmp_path / "corpus")
+    embedder = offline_embedder()
+    _, built = build(folder, tmp_path / "index.duckdb", embedder)
+    index = RagIndex(built.path)
+    questions = ["How many small transactions under 5 EUR trigger the card-testing flag?",
+                 "When must a chargeback be filed?", "fuel pump pre-authorisation amount",
+                 "restaurant tips added after the card was presented"]  # fmt: skip
+    for question, vector in zip(questions, embedder.encode(questions), strict=True):
+        ours = [(h.chunk_id, h.score) for h in index.dense(vector, 10)]
+        sql = sql_dense(built.path, vector, 10)
+        assert [c for c, _ in ours] == [c for c, _ in sql], question
+        assert np.allclose([s for _, s in ours], [s for _, s in sql], atol=1e-5)
+    assert len(index) > 10
+    index.close()
+
+
+@pytest.mark.slow
+def test_torch_threads_follow_the_kind_of_call():
+    import torch
+
+    embedder = offline_embedder()
+    embedder.encode(["one question"])
+    assert torch.get_num_threads() == embedder.query_threads == 1
+    embedder.encode(["a batch", "of two"])
+    assert torch.get_num_threads() == embedder.batch_threads == 1  # no switch by default
+    embedder.batch_threads = 2
+    try:
+        embedder.encode(["a batch", "of two"])
+        assert torch.get_num_threads() == 2
+        embedder.encode(["one question"])
+        assert torch.get_num_threads() == 1
+    finally:
+        embedder.batch_threads = 1

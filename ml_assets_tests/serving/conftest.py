@@ -15,6 +15,6 @@ def _world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture
 def world(_world: World) -> World:
-    """The shared world with aliases reset: champion = v1, no challenger."""
+    """The shared world with aliases reset: champion = v1, no canary, no shadow."""
     _world.reset_aliases()
     return _world

@@ -17,7 +17,8 @@ import pytest
 import schemathesis
 from hypothesis import settings
 
-from ml_assets.serving.app import create_app
+from ml_assets.serving.app import REVIEW_EXAMPLE_TRANSACTION, create_app
+from ml_assets.serving.review_queue import ReviewQueue
 from ml_assets_tests.support.rag import build_index, small_corpus
 from ml_assets_tests.support.worlds import API_KEY, World, metric_value
 
@@ -45,8 +46,13 @@ def served(world: World, tmp_path: Path) -> Iterator[tuple[httpx.Client, Tally]]
     config = world.config(tmp_path, auth_failures_per_min=1_000_000, rate_limit_per_s=1e6,
                           rate_limit_burst=1_000_000)  # fmt: skip
     build_index(config.home, small_corpus(tmp_path / "corpus"))  # /rag/query answers too
+    _queue_review_example(config.serving_dir, world)  # POST /review/{id}'s example can be decided
     tally = Tally()
+    # Every stage loaded, so the answers of both arms and /admin/models' canary and shadow
+    # are held to the schema too.
+    world.set_stages(canary=world.versions[1], shadow=world.versions[1], canary_share=0.5)
     with world.serve(create_app(config)) as client:
+        assert client.post("/admin/reload", params={"wait": "true"}).json()["canary"]
         yield client, tally
         seen = {operation for operation, status in tally.statuses if 200 <= status < 300}
         every = {label for label, _ in tally.statuses}
@@ -54,6 +60,24 @@ def served(world: World, tmp_path: Path) -> Iterator[tuple[httpx.Client, Tally]]
         assert not any(status >= 500 for _, status in tally.statuses), tally.statuses
         assert metric_value(client.get("/metrics").text, "ml_assets_serving_http_requests_total",
                             status="500") == 0  # fmt: skip
+
+
+def _queue_review_example(serving_dir: Path, world: World) -> None:
+    """Queue the item that POST /review/{transaction_id}'s documented example decides."""
+    queue = ReviewQueue(serving_dir)
+    request = world.transaction(1, transaction_id=REVIEW_EXAMPLE_TRANSACTION)
+    queue.add(
+        {
+            "created_at": world.now,
+            "request_id": "example",
+            "score": 0.5,
+            "path": "review",
+            "transaction_id": REVIEW_EXAMPLE_TRANSACTION,
+            "request": request,
+            "features": {},
+        }
+    )
+    queue.close()
 
 
 @pytest.fixture

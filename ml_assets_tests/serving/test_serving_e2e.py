@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -32,7 +33,10 @@ def test_predict_scores_with_the_champion_and_logs_every_answer(
     app = create_app(world.config(tmp_path))
     with world.serve(app) as client:
         ready = client.get("/ready").json()
-        assert ready["champion"] == {"name": MODEL_NAME, "version": world.versions[0]}
+        champion = ready["champion"]
+        assert (champion["name"], champion["version"]) == (MODEL_NAME, world.versions[0])
+        assert datetime.fromisoformat(champion["loaded_at"]) <= datetime.now(UTC)
+        assert ready["canary"] is None and ready["shadow"] is None
 
         one = client.post("/predict", json=world.transaction(1))
         assert one.status_code == 200, one.text
@@ -40,6 +44,7 @@ def test_predict_scores_with_the_champion_and_logs_every_answer(
         assert body["transaction_id"] == "T-1"
         assert body["path"] in {"model", "review"}
         assert body["model_version"] == world.versions[0]
+        assert body["arm"] == "champion"
         assert 0.0 <= body["score"] <= 1.0
         assert body["decision"] in {"approve", "review", "decline"}
         # Read from the store as of the event time: yesterday's events are too old for the
@@ -169,40 +174,56 @@ def test_a_slow_model_answers_on_time_and_never_approves(world: World, tmp_path:
         model.mode = "ok"
 
 
-def test_shadow_challenger_is_logged_and_never_changes_answers(
-    world: World, tmp_path: Path
-) -> None:
+def test_shadow_is_logged_and_never_changes_answers(world: World, tmp_path: Path) -> None:
     config = world.config(tmp_path, cache_size=0)
     requests = [world.transaction(i) for i in range(30)]
     with world.serve(create_app(config)) as client:
         before = client.post("/predict/batch", json={"transactions": requests}).json()
         from ml_assets.training.registry_aliases import set_alias
 
-        set_alias(world.tracking_uri, MODEL_NAME, "challenger", world.versions[1])
+        set_alias(world.tracking_uri, MODEL_NAME, "shadow", world.versions[1])
         reloaded = client.post("/admin/reload", params={"wait": "true"}).json()
-        assert reloaded["challenger"]["version"] == world.versions[1]
+        assert reloaded["shadow"]["version"] == world.versions[1]
+        assert reloaded["canary"] is None
         after = client.post("/predict/batch", json={"transactions": requests}).json()
         for old, new in zip(before["predictions"], after["predictions"], strict=True):
             assert new["score"] == old["score"]
             assert new["decision"] == old["decision"]
             assert new["model_version"] == world.versions[0]
+            assert new["arm"] == "champion"
     log = read_prediction_log(tmp_path)
+    assert (log["arm"] == "champion").all()
     shadowed = log.filter(pl.col("shadow_version").is_not_null())
     assert shadowed.height == len(requests)
     assert (shadowed["shadow_version"] == world.versions[1]).all()
     assert (shadowed["score"] - shadowed["shadow_score"]).abs().max() > 0
-    metrics_scored = shadowed.height
-    assert log.filter(pl.col("shadow_version").is_null()).height == len(requests)
-    assert metrics_scored == len(requests)
+    assert (shadowed["shadow_latency_ms"] > 0).all()
+    unshadowed = log.filter(pl.col("shadow_version").is_null())
+    assert unshadowed.height == len(requests)
+    assert unshadowed["shadow_latency_ms"].is_null().all()
+
+
+def test_the_old_challenger_alias_is_not_shadowed(world: World, tmp_path: Path) -> None:
+    """The shadow is the version before it answers anyone (alias `shadow`); `challenger`
+    (the replaced champion) is no longer followed."""
+    from ml_assets.training.registry_aliases import set_alias
+
+    set_alias(world.tracking_uri, MODEL_NAME, "challenger", world.versions[1])
+    with world.serve(create_app(world.config(tmp_path, cache_size=0))) as client:
+        reloaded = client.post("/admin/reload", params={"wait": "true"}).json()
+        assert {r["role"] for r in reloaded["results"]} == {"champion", "canary", "shadow"}
+        assert reloaded["shadow"] is None and "challenger" not in reloaded
+        client.post("/predict", json=world.transaction(1))
+    assert read_prediction_log(tmp_path)["shadow_version"].is_null().all()
 
 
 def test_shadow_metrics_count_agreement(world: World, tmp_path: Path) -> None:
     from ml_assets.training.registry_aliases import set_alias
 
-    set_alias(world.tracking_uri, MODEL_NAME, "challenger", world.versions[1])
+    set_alias(world.tracking_uri, MODEL_NAME, "shadow", world.versions[1])
     with world.serve(create_app(world.config(tmp_path, cache_size=0))) as client:
-        # Ready means a champion; the challenger may still be loading: wait for it.
-        assert client.post("/admin/reload", params={"wait": "true"}).json()["challenger"]
+        # Ready means a champion; the shadow may still be loading: wait for it.
+        assert client.post("/admin/reload", params={"wait": "true"}).json()["shadow"]
         batch = [world.transaction(i) for i in range(20)]
         client.post("/predict/batch", json={"transactions": batch})
         deadline = time.monotonic() + 10
@@ -215,6 +236,10 @@ def test_shadow_metrics_count_agreement(world: World, tmp_path: Path) -> None:
             time.sleep(0.05)
         assert agree + disagree == len(batch)
         assert metric_value(metrics, "ml_assets_serving_shadow_score_diff_count") == len(batch)
+        assert metric_value(metrics, "ml_assets_serving_shadow_agreement") == pytest.approx(
+            agree / len(batch)
+        )
+        assert metric_value(metrics, "ml_assets_serving_shadow_latency_seconds_count") >= 1
 
 
 def test_promote_and_roll_back_while_requests_flow_fail_nothing(

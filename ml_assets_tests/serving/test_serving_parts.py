@@ -16,8 +16,11 @@ from ml_assets.serving.cache import TTLCache
 from ml_assets.serving.config import ServingConfig
 from ml_assets.serving.fallback import heuristic_score
 from ml_assets.serving.gateway import TokenBucket, key_matches
+from ml_assets.serving.metrics import ServingMetrics
 from ml_assets.serving.prediction_log import PREDICTION_LOG_SCHEMA, PredictionLogWriter
+from ml_assets.serving.shadow import ShadowWorker
 from ml_assets.settings import DecisionThresholds
+from ml_assets_tests.support.worlds import metric_value
 
 
 class Clock:
@@ -179,10 +182,14 @@ def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("ML_ASSETS_HOME", str(tmp_path))
     monkeypatch.setenv("ML_ASSETS_API_KEY", "k1, k2")
     monkeypatch.setenv("ML_ASSETS_MICRO_BATCHING", "0")
+    monkeypatch.setenv("ML_ASSETS_CANARY", "0")
+    monkeypatch.setenv("ML_ASSETS_SHADOW_ALIAS", "next")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = ServingConfig.from_env()
     assert config.api_keys == ("k1", "k2")
     assert not config.micro_batching
+    assert not config.canary and config.shadow
+    assert (config.canary_alias, config.shadow_alias) == ("canary", "next")
     assert config.resolved_tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
     with pytest.raises(ValueError, match="review_low"):
         ServingConfig(decisions=DecisionThresholds(review_low=0.9, decline_at=0.5))
@@ -206,3 +213,16 @@ def test_serving_imports_only_the_read_side_of_its_contracts() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"serving imported {result.stdout.strip()}"
+
+
+AGREEMENT = "ml_assets_serving_shadow_agreement"
+
+
+def test_shadow_agreement_covers_the_current_shadow_version_only() -> None:
+    metrics = ServingMetrics()
+    worker = ShadowWorker(None, str, lambda records: None, metrics)  # type: ignore[arg-type]
+    worker._count_agreement("2", agreed=3, scored=4)
+    worker._count_agreement("2", agreed=1, scored=4)
+    assert metric_value(metrics.render().decode(), AGREEMENT) == 0.5
+    worker._count_agreement("3", agreed=1, scored=1)  # a new shadow starts afresh
+    assert metric_value(metrics.render().decode(), AGREEMENT) == 1.0

@@ -113,16 +113,45 @@ class World:
         wait_process_ready(process, f"http://127.0.0.1:{port}/ready")
         return process
 
+    def set_stages(
+        self,
+        *,
+        champion: str | None = None,
+        canary: str | None = None,
+        shadow: str | None = None,
+        canary_share: float | None = None,
+    ) -> None:
+        """Point the rollout-stage aliases as automation would: a version sets its stage's
+        alias, None deletes it (the champion is only ever moved, never deleted)."""
+        from mlflow import MlflowClient
+
+        from ml_assets.training.rollout_stages import CANARY, CANARY_SHARE_TAG, SHADOW
+
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        if champion is not None:
+            client.set_registered_model_alias(MODEL_NAME, "champion", champion)
+        for alias, version in ((CANARY, canary), (SHADOW, shadow)):
+            if version is not None:
+                client.set_registered_model_alias(MODEL_NAME, alias, version)
+            else:
+                with contextlib.suppress(Exception):
+                    client.delete_registered_model_alias(MODEL_NAME, alias)
+        if canary_share is not None:
+            client.set_registered_model_tag(MODEL_NAME, CANARY_SHARE_TAG, str(canary_share))
+
     def reset_aliases(self) -> None:
-        """Back to the state `build_world` left: champion = v1, no challenger, no history."""
+        """Back to the state `build_world` left: champion = v1, no other stage (canary,
+        shadow, challenger), no canary share, no history."""
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         client.set_registered_model_alias(MODEL_NAME, "champion", self.versions[0])
-        with contextlib.suppress(Exception):
-            client.delete_registered_model_alias(MODEL_NAME, "challenger")
-        with contextlib.suppress(Exception):
-            client.delete_registered_model_tag(MODEL_NAME, "champion.history")
+        for alias in ("canary", "shadow", "challenger"):
+            with contextlib.suppress(Exception):
+                client.delete_registered_model_alias(MODEL_NAME, alias)
+        for tag in ("champion.history", "canary_share"):
+            with contextlib.suppress(Exception):
+                client.delete_registered_model_tag(MODEL_NAME, tag)
 
 
 def build_world(home: Path) -> World:
@@ -191,9 +220,11 @@ class ControlledScorer:
         self.mode = "ok"  # ok | fail | corrupt | slow | nan_online (NaN for one slice)
         self.delay_s = 1.0
         self.calls = 0
+        self.rows = 0  # rows it was asked to score, the load-time probe included
 
     def predict_proba(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         self.calls += 1
+        self.rows += len(rows)
         if self.mode == "fail":
             raise RuntimeError("model worker died")
         if self.mode == "slow":
@@ -215,6 +246,9 @@ class ControlledRegistry:
 
     def resolve(self, alias: str) -> str | None:
         return self.inner.resolve(alias)
+
+    def tag(self, key: str) -> str | None:
+        return self.inner.tag(key)
 
     def load(self, version: str) -> Scorer:
         scorer = ControlledScorer(self.inner.load(version))
