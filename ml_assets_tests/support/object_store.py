@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def per_partition(written: int, kinds: Counter[str]) -> str:
 @contextlib.contextmanager
 def running_moto(bucket: str = BUCKET) -> Iterator[LocalS3]:
     """`moto_server` on a free loopback port in its own process group, with `bucket`
-    created; stopped (the whole group) when the block ends."""
+    created; stopped (the whole group) and its log deleted when the block ends."""
     folder = Path(tempfile.mkdtemp(prefix="ml_assets_moto_"))
     log = folder / "moto.log"
     port = free_port()
@@ -128,6 +129,7 @@ def running_moto(bucket: str = BUCKET) -> Iterator[LocalS3]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _create_bucket(server: LocalS3, bucket: str) -> None:
