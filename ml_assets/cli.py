@@ -85,6 +85,21 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relocate(args: argparse.Namespace) -> int:
+    from ml_assets.training.registry_location import relocate_artifacts, stored_artifact_root
+    from ml_assets.training.registry_writer import EXPERIMENT_NAME
+
+    settings = get_settings()
+    old_root = args.old_root or stored_artifact_root(settings.mlflow_tracking_uri, EXPERIMENT_NAME)
+    if old_root is None:
+        print(f"nothing to relocate: no {EXPERIMENT_NAME} runs in {settings.mlflow_tracking_uri}")
+        return 0
+    moved = relocate_artifacts(settings.mlflow_tracking_uri, old_root, args.to or
+                               settings.mlflow_artifact_location)  # fmt: skip
+    print(f"artifact locations {moved.old_root} -> {moved.new_root}: {moved.rows} rewritten")
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     from ml_assets.automation.replay import run_replay
 
@@ -164,6 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("--version", default="", help="roll back this version, at any stage")
     rollback.set_defaults(handler=_rollback)
+
+    relocate = commands.add_parser(
+        "relocate",
+        help="point MLflow's stored artifact locations at this data dir (after a copy or move)",
+    )
+    relocate.add_argument(
+        "--from", dest="old_root", default="",
+        help="the old artifact root URI (default: the one the fraud_models experiment stores)",
+    )  # fmt: skip
+    relocate.add_argument(
+        "--to", default="", help="the new root (default: the settings' artifact location)"
+    )
+    relocate.set_defaults(handler=_relocate)
 
     replay = commands.add_parser(
         "replay",

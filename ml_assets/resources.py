@@ -17,14 +17,16 @@ import dagster as dg
 import polars as pl
 
 from ml_assets.settings import DecisionThresholds, Settings
+from ml_assets.storage import StoragePath, exists, is_remote, read_parquet, storage_path, subfolders
 from ml_assets.warehouse import (
     PARTITION_FILE,
     concat_partitions,
     file_digest,
+    listed_keys,
     partition_path,
     read_partition,
     read_partitions,
-    write_partition,
+    store_partition,
 )
 
 
@@ -53,11 +55,11 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     exactly the rows a single-day run would read.
     """
 
-    root: str
+    root: str  # a folder, or an object-store URL (s3://bucket/warehouse)
 
     @property
-    def _root(self) -> Path:
-        return Path(self.root)
+    def _root(self) -> StoragePath:
+        return storage_path(self.root)
 
     def handle_output(
         self, context: dg.OutputContext, obj: pl.DataFrame | Mapping[str, pl.DataFrame] | None
@@ -81,9 +83,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return
         for key in keys:
             # Each day is its own atomic file: a run killed mid-range leaves whole days only.
-            path = write_partition(self._root, table, key, frames[key])
+            stored = store_partition(self._root, table, key, frames[key])
             context.step_context.add_asset_metadata(
-                _partition_metadata(frames[key], path),
+                _partition_metadata(frames[key], *stored),
                 asset_key=context.asset_key,
                 partition_key=key,
             )
@@ -92,8 +94,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def _write_day(
         self, context: dg.OutputContext, table: str, day: str | None, frame: pl.DataFrame
     ) -> None:
-        path = write_partition(self._root, table, day, frame)
-        context.add_output_metadata(_partition_metadata(frame, path))
+        context.add_output_metadata(
+            _partition_metadata(frame, *store_partition(self._root, table, day, frame))
+        )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame | dict[str, pl.DataFrame]:
         table = table_name(context.asset_key)
@@ -113,13 +116,13 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         return frames if _wants_days(context) else concat_partitions(frames.values())
 
 
-def _partition_metadata(frame: pl.DataFrame, path: Path) -> dict[str, Any]:
+def _partition_metadata(frame: pl.DataFrame, path: StoragePath, version: str) -> dict[str, Any]:
     """What every stored partition says about itself: rows, columns, file and data version."""
     return {
         "dagster/row_count": frame.height,
         "dagster/column_schema": column_schema(frame),
         "path": dg.MetadataValue.path(str(path)),
-        "data_version": file_digest(path),
+        "data_version": version,
     }
 
 
@@ -136,29 +139,36 @@ class LandingZone(dg.ConfigurableResource):
 class WarehouseReader(dg.ConfigurableResource):
     """Read access to stored partitions outside an asset input (checks over trailing days)."""
 
-    root: str
+    root: str  # a folder, or an object-store URL (s3://bucket/warehouse)
+
+    @property
+    def _root(self) -> StoragePath:
+        return storage_path(self.root)
 
     def partition_row_counts(self, table: str, days: list[date]) -> dict[date, int]:
         counts = {}
-        for day in days:
-            path = partition_path(Path(self.root), table, day)
-            if path.exists():
+        listed = set(listed_keys(self._root, table, days))
+        for day in (d for d in days if d.isoformat() in listed):
+            path = partition_path(self._root, table, day)
+            if is_remote(path):
+                try:  # one GET; a HEAD first would add a request per day
+                    counts[day] = read_parquet(path).height
+                except FileNotFoundError:
+                    continue
+            elif path.exists():
                 counts[day] = pl.scan_parquet(path).select(pl.len()).collect().item()
         return counts
 
     def partitions(self, table: str) -> list[str]:
         """The days a table has a partition for, sorted."""
-        folder = Path(self.root) / table
-        if not folder.is_dir():
-            return []
         return sorted(
             p.name.removeprefix("date=")
-            for p in folder.glob("date=*")
-            if (p / PARTITION_FILE).exists()
+            for p in subfolders(self._root / table, "date=")
+            if exists(p / PARTITION_FILE)
         )
 
     def partitions_exist(self, table: str, days: list[str]) -> bool:
-        return all(partition_path(Path(self.root), table, d).exists() for d in days)
+        return all(exists(partition_path(self._root, table, d)) for d in days)
 
     def days_present(self, tables: list[str], days: list[str]) -> list[str]:
         """The `days` for which every one of `tables` has a partition, in order."""
@@ -166,16 +176,17 @@ class WarehouseReader(dg.ConfigurableResource):
 
     def read(self, table: str, days: list[str]) -> pl.DataFrame:
         """The named partitions of a table, concatenated (a model's training window)."""
-        return concat_partitions(read_partition(Path(self.root), table, d) for d in days)
+        return concat_partitions(read_partition(self._root, table, d) for d in days)
 
     def partition_digests(self, table: str, days: list[str]) -> dict[str, str]:
         """Content hash of each existing partition: the data versions an output was built from."""
-        root = Path(self.root)
-        return {
-            str(day): file_digest(path)
-            for day in days
-            if (path := partition_path(root, table, day)).exists()
-        }
+        digests = {}
+        for day in listed_keys(self._root, table, days):
+            try:  # read once: no existence check first (a request more on S3)
+                digests[str(day)] = file_digest(partition_path(self._root, table, day))
+            except FileNotFoundError:
+                continue
+        return digests
 
 
 class OnlineStoreResource(dg.ConfigurableResource):
@@ -262,6 +273,10 @@ class SettingsResource(dg.ConfigurableResource):
     ab_power: float
     review_low: float
     decline_at: float
+    warehouse_url: str
+    reports_url: str
+    mlflow_artifacts_url: str
+    mlflow_tracking_url: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from ml_assets.storage import StoragePath, is_url, storage_path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -102,12 +104,28 @@ class Settings:
     ab_power: float = 0.8
     # Where a run's steps execute: `multiprocess` (one machine) or `k8s` (a pod per step)
     executor: str = "multiprocess"
+    # Object storage and MLflow's backend: empty means under the data dir (embedded, no
+    # server). The warehouse, reports and artifact root may be `s3://bucket/prefix` URLs
+    # (credentials and endpoint from AWS_* variables); the tracking store a database URL
+    # such as postgresql+psycopg2://user@host:5432/mlflow.
+    warehouse_url: str = ""
+    reports_url: str = ""
+    mlflow_artifacts_url: str = ""
+    mlflow_tracking_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
         default = cls()
+        home = _env("ML_ASSETS_HOME", str(default.home))
+        if is_url(home):
+            raise ValueError(
+                f"ML_ASSETS_HOME={home} must be a local folder (the landing zone, online store "
+                "and prediction logs are files); put the warehouse, reports and MLflow artifacts "
+                "on object storage with ML_ASSETS_WAREHOUSE_URL, ML_ASSETS_REPORTS_URL and "
+                "ML_ASSETS_MLFLOW_ARTIFACTS_URL"
+            )
         return cls(
-            home=Path(_env("ML_ASSETS_HOME", str(default.home))).resolve(),
+            home=Path(home).resolve(),
             partitions_start=date.fromisoformat(
                 _env("ML_ASSETS_START", default.partitions_start.isoformat())
             ),
@@ -136,6 +154,13 @@ class Settings:
             rag_sla_ms=float(_env("ML_ASSETS_RAG_SLA_MS", default.rag_sla_ms)),
             decisions=DecisionThresholds.from_env(),
             executor=_env("ML_ASSETS_EXECUTOR", default.executor),
+            warehouse_url=_env("ML_ASSETS_WAREHOUSE_URL", default.warehouse_url),
+            reports_url=_env("ML_ASSETS_REPORTS_URL", default.reports_url),
+            mlflow_artifacts_url=_env(
+                "ML_ASSETS_MLFLOW_ARTIFACTS_URL", default.mlflow_artifacts_url
+            ),
+            # The variable MLflow's own tools and the endpoint read: one setting for both.
+            mlflow_tracking_url=_env("MLFLOW_TRACKING_URI", default.mlflow_tracking_url),
             **{
                 name: type(getattr(default, name))(_env(f"ML_ASSETS_{name.upper()}", value))
                 for name, value in default.rollout_values().items()
@@ -151,12 +176,20 @@ class Settings:
         return self.home / "landing"
 
     @property
-    def warehouse_dir(self) -> Path:
-        return self.home / "warehouse"
+    def warehouse_dir(self) -> StoragePath:
+        """The warehouse root: a folder in the data dir, or `ML_ASSETS_WAREHOUSE_URL`."""
+        return storage_path(self.warehouse_url) if self.warehouse_url else self.home / "warehouse"
 
     @property
-    def reports_dir(self) -> Path:
-        return self.home / "reports"
+    def reports_dir(self) -> StoragePath:
+        """The reports root: a folder in the data dir, or `ML_ASSETS_REPORTS_URL`."""
+        return storage_path(self.reports_url) if self.reports_url else self.home / "reports"
+
+    @property
+    def evidently_workspace_dir(self) -> Path:
+        """Evidently's workspace: a local folder even when the reports are on an object store
+        (its storage is files on disk), at `reports/evidently_workspace` of the data dir."""
+        return self.home / "reports" / "evidently_workspace"
 
     @property
     def rag_dir(self) -> Path:
@@ -172,11 +205,19 @@ class Settings:
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        """MLflow tracking and registry in SQLite (the file store is deprecated)."""
+        """MLflow tracking and registry: `MLFLOW_TRACKING_URI` (a database), else SQLite in
+        the data dir (the file store is deprecated)."""
+        if self.mlflow_tracking_url:
+            return self.mlflow_tracking_url
         return f"sqlite:///{self.mlflow_dir.resolve() / 'mlflow.db'}"
 
     @property
     def mlflow_artifact_location(self) -> str:
+        """Where new MLflow runs store artifacts: `ML_ASSETS_MLFLOW_ARTIFACTS_URL`, else
+        `mlflow/artifacts` in the data dir. MLflow records this absolutely in its database;
+        `ml-assets relocate` (and the first training run in a moved data dir) rewrites it."""
+        if self.mlflow_artifacts_url:
+            return self.mlflow_artifacts_url.rstrip("/")
         return (self.mlflow_dir.resolve() / "artifacts").as_uri()
 
 

@@ -3,58 +3,106 @@
 A partition is written to a temporary name in its own folder and renamed into place, so a
 re-run replaces a day whole and a run killed mid-write leaves the previous version intact.
 No process holds a lock, so partitions can be written side by side.
+
+The root may be an object-store URL (`ML_ASSETS_WAREHOUSE_URL=s3://bucket/warehouse`, see
+`storage`) with the same layout, one object per day. There a partition is one PUT, which S3
+applies atomically: a reader sees the previous day or the new one, a killed run leaves the
+previous version, and no temporary object is ever visible. Reads are one GET per day.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
-from pathlib import Path
 
 import polars as pl
 
-from ml_assets.atomic_files import write_parquet_atomically
+from ml_assets.atomic_files import replace_atomically, write_parquet_atomically
+from ml_assets.storage import (
+    StoragePath,
+    exists,
+    is_remote,
+    read_bytes,
+    read_parquet,
+    storage_path,
+    subfolders,
+)
 
 PARTITION_FILE = "data.parquet"
 
 
-def partition_dir(root: Path, table: str, day: date | str) -> Path:
-    return root / table / f"date={day if isinstance(day, str) else day.isoformat()}"
+def partition_dir(root: StoragePath | str, table: str, day: date | str) -> StoragePath:
+    return storage_path(root) / table / f"date={day if isinstance(day, str) else day.isoformat()}"
 
 
-def partition_path(root: Path, table: str, day: date | str | None) -> Path:
+def partition_path(root: StoragePath | str, table: str, day: date | str | None) -> StoragePath:
     """Where a table's partition lives; `day=None` is the single file of an unpartitioned table."""
     if day is None:
-        return root / table / PARTITION_FILE
+        return storage_path(root) / table / PARTITION_FILE
     return partition_dir(root, table, day) / PARTITION_FILE
 
 
-def write_partition(root: Path, table: str, day: date | str | None, frame: pl.DataFrame) -> Path:
+def write_partition(
+    root: StoragePath | str, table: str, day: date | str | None, frame: pl.DataFrame
+) -> StoragePath:
     return write_parquet_atomically(frame, partition_path(root, table, day))
 
 
-def read_partition(root: Path, table: str, day: date | str | None) -> pl.DataFrame:
+def store_partition(
+    root: StoragePath | str, table: str, day: date | str | None, frame: pl.DataFrame
+) -> tuple[StoragePath, str]:
+    """Write a partition and return it with its data version (`file_digest` of the stored
+    file), hashed from the bytes written: reading it back would cost a GET on S3."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, statistics=True)
+    data = buffer.getvalue()
+    path = replace_atomically(partition_path(root, table, day), lambda t: t.write_bytes(data))
+    return path, bytes_digest(data)
+
+
+def read_partition(root: StoragePath | str, table: str, day: date | str | None) -> pl.DataFrame:
     path = partition_path(root, table, day)
-    if not path.exists():
+    try:  # no existence check first: on S3 that is one more request per partition
+        return read_parquet(path)
+    except FileNotFoundError:
         where = f"partition {day}" if day is not None else "its only partition"
         raise FileNotFoundError(
             f"table {table!r} has no {where} at {path}: materialize {table} for it first"
-        )
-    return pl.read_parquet(path)
+        ) from None
 
 
-def existing_partitions(root: Path, table: str, days: Iterable[date | str]) -> list[Path]:
-    return [p for day in days if (p := partition_path(root, table, day)).exists()]
+def listed_keys(root: StoragePath | str, table: str, days: Iterable[date | str]) -> list[str]:
+    """The partition keys of `days`, on an object store only those the table has: one LIST
+    instead of a GET per absent day (a feature window reaches back weeks before the data
+    began). Locally all of them: a missing file costs nothing to find."""
+    keys = [day if isinstance(day, str) else day.isoformat() for day in days]
+    root = storage_path(root)
+    if not is_remote(root) or len(keys) < 2:
+        return keys
+    stored = {p.name for p in subfolders(root / table, "date=")}
+    return [key for key in keys if f"date={key}" in stored]
 
 
-def read_partitions(root: Path, table: str, days: Iterable[date | str]) -> dict[str, pl.DataFrame]:
+def existing_partitions(
+    root: StoragePath | str, table: str, days: Iterable[date | str]
+) -> list[StoragePath]:
+    return [p for day in days if exists(p := partition_path(root, table, day))]
+
+
+def read_partitions(
+    root: StoragePath | str, table: str, days: Iterable[date | str]
+) -> dict[str, pl.DataFrame]:
     """The stored partitions among `days`, by partition key in the order given; days without a
     file (before the data began) are left out."""
-    return {
-        path.parent.name.removeprefix("date="): pl.read_parquet(path)
-        for path in existing_partitions(root, table, days)
-    }
+    frames = {}
+    for key in listed_keys(root, table, days):
+        try:
+            frames[key] = read_parquet(partition_path(root, table, key))
+        except FileNotFoundError:  # removed since it was listed, or absent on a disk
+            continue
+    return frames
 
 
 def concat_partitions(frames: Iterable[pl.DataFrame]) -> pl.DataFrame:
@@ -83,10 +131,10 @@ def window_frame(
     return present[0] if len(present) == 1 else concat_partitions(present)
 
 
-def file_digest(path: Path) -> str:
+def bytes_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def file_digest(path: StoragePath) -> str:
     """A content hash of a written partition: its data version."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return bytes_digest(read_bytes(path))

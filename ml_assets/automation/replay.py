@@ -32,6 +32,7 @@ from ml_assets.serving.app import create_app
 from ml_assets.serving.config import ServingConfig
 from ml_assets.serving.local_server import serve_in_thread
 from ml_assets.settings import Settings
+from ml_assets.storage import read_parquet
 from ml_assets.warehouse import existing_partitions, read_partition
 
 VALIDATED, SCORED, LABELS = "validated_transactions", "scored_transactions", "transaction_labels"
@@ -48,7 +49,7 @@ def restore_store_before(store: OnlineStore, warehouse_dir, day: date) -> int:
     days_back = max(math.ceil(retention(fs) / timedelta(days=1)) for fs in FEATURE_SETS.values())
     history = [day - timedelta(days=k) for k in range(days_back, 0, -1)]
     paths = existing_partitions(warehouse_dir, VALIDATED, history)
-    events = pl.concat([pl.read_parquet(p) for p in paths]) if paths else None
+    events = pl.concat([read_parquet(p) for p in paths]) if paths else None
     for feature_set in FEATURE_SETS.values():
         truncate_from(store, feature_set, start)
         if events is not None:
@@ -163,7 +164,7 @@ def day_tables(warehouse_dir, day: date, label_delay_max_days: int):
     label_days = [day + timedelta(days=k) for k in range(1, label_delay_max_days + 1)]
     paths = existing_partitions(warehouse_dir, LABELS, label_days)
     labels = (
-        pl.concat([pl.read_parquet(p) for p in paths])
+        pl.concat([read_parquet(p) for p in paths])
         if paths
         else pl.DataFrame(schema={"transaction_id": pl.String, "is_fraud": pl.Int8})
     )

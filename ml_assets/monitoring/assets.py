@@ -252,7 +252,9 @@ def build_monitoring_assets(
         )
         current = drift_frame(transactions, customer, merchant)
         result = compute_drift(current, reference.sample, DRIFT_COLUMNS, reference.methods, day=day)
-        published = publish_drift(result, reports_dir)
+        published = publish_drift(
+            result, reports_dir, workspace_dir=settings.settings.evidently_workspace_dir
+        )
         context.log.info(
             f"{day}: drift share {result.drift_share:.2f}, drifted {result.drifted_columns}"
         )
@@ -318,7 +320,9 @@ def build_monitoring_assets(
             lambda: at_most(warehouse.read(table, available).select("score", "decision")),
         )
         result = compute_prediction_drift(current, reference, day=day)
-        published = publish_drift(result, reports_dir)
+        published = publish_drift(
+            result, reports_dir, workspace_dir=settings.settings.evidently_workspace_dir
+        )
         return dg.MaterializeResult(
             metadata={
                 "source": source,

@@ -20,15 +20,14 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 
-import polars as pl
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ml_assets.monitoring.assets import SERVED_REPORTS
 from ml_assets.monitoring.reports import REPORT_DIRS
 from ml_assets.monitoring.served import SKEW_LIMITS
+from ml_assets.storage import StoragePath, read_parquet, storage_path
 
 PREFIX = "ml_assets_monitoring_"
 SERVED_TABLE = "daily.parquet"
@@ -72,7 +71,7 @@ def _day_seconds(day: date | str) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
-def _newest_summary(folder: Path) -> dict | None:
+def _newest_summary(folder: StoragePath) -> dict | None:
     """The newest `<YYYY-MM-DD>.json` of a drift folder (file names sort by day)."""
     days = []
     for path in folder.glob("*.json"):
@@ -83,11 +82,11 @@ def _newest_summary(folder: Path) -> dict | None:
     return json.loads(max(days)[1].read_text(encoding="utf-8")) if days else None
 
 
-def drift_figures(reports_dir: Path) -> list[Figure]:
+def drift_figures(reports_dir: StoragePath | str) -> list[Figure]:
     """Drift share, its threshold and the drifted column count of each kind's newest day."""
     out = []
     for kind, folder in REPORT_DIRS.items():
-        summary = _newest_summary(Path(reports_dir) / folder)
+        summary = _newest_summary(storage_path(reports_dir) / folder)
         if summary is None:
             continue
         labels = (("kind", kind),)
@@ -132,13 +131,14 @@ def _row_figures(row: dict, figures: dict[str, tuple[str, str]]) -> list[Figure]
     ]
 
 
-def served_figures(reports_dir: Path) -> list[Figure]:
+def served_figures(reports_dir: StoragePath | str) -> list[Figure]:
     """The newest served day's figures, its label-based figures from the newest labelled
     day, and the skew limits of `served_matches_batch`."""
-    path = Path(reports_dir) / SERVED_REPORTS / SERVED_TABLE
-    if not path.exists():
+    path = storage_path(reports_dir) / SERVED_REPORTS / SERVED_TABLE
+    try:
+        table = read_parquet(path).sort("day")
+    except FileNotFoundError:
         return []
-    table = pl.read_parquet(path).sort("day")
     if table.height == 0:
         return []
     day_help = "The day (00:00 UTC) each report describes"
@@ -164,7 +164,7 @@ def served_figures(reports_dir: Path) -> list[Figure]:
     return out
 
 
-def daily_figures(reports_dir: Path) -> list[Figure]:
+def daily_figures(reports_dir: StoragePath | str) -> list[Figure]:
     """Every figure the exporter serves, read from the files under `reports_dir` now."""
     return drift_figures(reports_dir) + served_figures(reports_dir)
 
@@ -172,8 +172,8 @@ def daily_figures(reports_dir: Path) -> list[Figure]:
 class ReportsCollector(Collector):
     """A prometheus-client collector that reads the reports dir at every scrape."""
 
-    def __init__(self, reports_dir: Path) -> None:
-        self.reports_dir = Path(reports_dir)
+    def __init__(self, reports_dir: StoragePath | str) -> None:
+        self.reports_dir = storage_path(reports_dir)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         families: dict[str, GaugeMetricFamily] = {}
@@ -187,13 +187,13 @@ class ReportsCollector(Collector):
         yield from families.values()
 
 
-def exporter_registry(reports_dir: Path) -> CollectorRegistry:
+def exporter_registry(reports_dir: StoragePath | str) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(ReportsCollector(reports_dir))
     return registry
 
 
-def start_exporter(reports_dir: Path, host: str = "127.0.0.1", port: int = 9108):
+def start_exporter(reports_dir: StoragePath | str, host: str = "127.0.0.1", port: int = 9108):
     """Serve `/metrics` for `reports_dir` on `host:port` in a daemon thread; returns the
     server (call `.shutdown()`) and its thread."""
     from prometheus_client import start_http_server

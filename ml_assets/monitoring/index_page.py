@@ -14,6 +14,7 @@ from pathlib import Path
 from ml_assets.atomic_files import write_text_atomically
 from ml_assets.monitoring.plots import plot_drift_share
 from ml_assets.monitoring.reports import locked, read_summaries
+from ml_assets.storage import storage_path
 
 INDEX_NAME = "index.html"
 PLOT_NAME = "drift_share.png"
@@ -61,7 +62,7 @@ columns reached its threshold; each report states the method and threshold of ev
 
 def write_index(folder: Path, title: str = "Drift reports") -> Path:
     """Rebuild `folder/index.html` (and its drift-share PNG) from the day summaries there."""
-    folder = Path(folder)
+    folder = storage_path(folder)
     with locked(folder, ".index.lock"):
         summaries = read_summaries(folder)
         plot_name = None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from ml_assets.atomic_files import replace_atomically
+from ml_assets.storage import storage_path
 from ml_assets.training.plots import pyplot
 
 if TYPE_CHECKING:
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     try:
-        return replace_atomically(Path(path), lambda t: fig.savefig(t, dpi=90, format="png"))
+        return replace_atomically(
+            storage_path(path), lambda t: fig.savefig(t, dpi=90, format="png")
+        )
     finally:
         pyplot().close(fig)
 

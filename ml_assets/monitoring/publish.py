@@ -13,6 +13,7 @@ from ml_assets.monitoring.reports import (
     report_dir,
     write_drift_report,
 )
+from ml_assets.storage import StoragePath
 
 INDEX_TITLES = {"feature_drift": "Feature drift reports", "prediction_drift": "Prediction drift"}
 
@@ -25,14 +26,21 @@ class Published:
     snapshot_id: str | None
 
 
-def publish_drift(result: DriftResult, reports_dir: Path, workspace: bool = True) -> Published:
+def publish_drift(
+    result: DriftResult,
+    reports_dir: StoragePath | str,
+    workspace: bool = True,
+    workspace_dir: Path | None = None,
+) -> Published:
     """Write the day's HTML + JSON, rebuild the kind's index page and (by default) add the
-    snapshot to `<reports_dir>/evidently_workspace`, replacing an earlier run of that day."""
+    snapshot to the Evidently workspace (`workspace_dir`, by default
+    `<reports_dir>/evidently_workspace`; a local folder), replacing an earlier run of that
+    day."""
     files = write_drift_report(result, reports_dir)
     index = write_index(
         report_dir(reports_dir, result.kind), INDEX_TITLES.get(result.kind, result.kind)
     )
     snapshot_id = None
     if workspace:
-        snapshot_id = add_to_workspace(result, Path(reports_dir) / WORKSPACE_DIR)
+        snapshot_id = add_to_workspace(result, workspace_dir or Path(reports_dir) / WORKSPACE_DIR)
     return Published(html=files.html, json=files.json, index=index, snapshot_id=snapshot_id)

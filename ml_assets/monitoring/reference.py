@@ -17,6 +17,7 @@ import polars as pl
 from ml_assets.atomic_files import write_parquet_atomically, write_text_atomically
 from ml_assets.features.registry import CUSTOMER_FEATURES, MERCHANT_FEATURES
 from ml_assets.monitoring.drift_methods import DriftColumns, DriftMethods, calibrate_thresholds
+from ml_assets.storage import StoragePath, exists, read_bytes, read_parquet, storage_path
 from ml_assets.training.registry_reader import (
     CHAMPION,
     STUDENT_MODEL_NAME,
@@ -56,7 +57,7 @@ def at_most(frame: pl.DataFrame, rows: int = REFERENCE_ROWS) -> pl.DataFrame:
     return frame.sample(rows, seed=0) if frame.height > rows else frame
 
 
-def reference_folder(reports_dir: Path, kind: str, days: list[str]) -> Path:
+def reference_folder(reports_dir: StoragePath | str, kind: str, days: list[str]) -> StoragePath:
     """Where what depends only on the reference window is kept (thresholds, a sample)."""
     if not days:
         raise FileNotFoundError(
@@ -65,24 +66,29 @@ def reference_folder(reports_dir: Path, kind: str, days: list[str]) -> Path:
         )
     versions = f"{days}{CUSTOMER_FEATURES.version}{MERCHANT_FEATURES.version}"
     return (
-        Path(reports_dir) / kind / "reference" / hashlib.sha256(versions.encode()).hexdigest()[:12]
+        storage_path(reports_dir)
+        / kind
+        / "reference"
+        / hashlib.sha256(versions.encode()).hexdigest()[:12]
     )
 
 
-def cached_frame(path: Path, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+def cached_frame(path: StoragePath, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
     """A frame built once per reference window and reused by every day."""
-    if path.exists():
-        return pl.read_parquet(path)
+    if exists(path):
+        return read_parquet(path)
     frame = compute()
     write_parquet_atomically(frame, path)
     return frame
 
 
-def cached_methods(path: Path, compute: Callable[[], DriftMethods]) -> tuple[DriftMethods, bool]:
+def cached_methods(
+    path: StoragePath, compute: Callable[[], DriftMethods]
+) -> tuple[DriftMethods, bool]:
     """Calibrated thresholds for one reference window, computed once and reused by every day
     compared with that window. Returns (methods, whether they came from the cache)."""
-    if path.exists():
-        return DriftMethods(**json.loads(path.read_text())), True
+    if exists(path):
+        return DriftMethods(**json.loads(read_bytes(path))), True
     methods = compute()
     write_text_atomically(path, json.dumps(asdict(methods), indent=2, sort_keys=True))
     return methods, False

@@ -16,7 +16,9 @@ workspace's JSON files are not safe under concurrent writers.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from ml_assets.atomic_files import write_text_atomically
 from ml_assets.monitoring.drift import FEATURE_DRIFT, DriftResult
+from ml_assets.storage import StoragePath, is_remote, storage_path
 
 if TYPE_CHECKING:
     from evidently.ui.workspace import Project
@@ -46,8 +49,8 @@ class ReportFiles:
     json: Path
 
 
-def report_dir(reports_dir: Path, kind: str = FEATURE_DRIFT) -> Path:
-    return Path(reports_dir) / REPORT_DIRS.get(kind, kind)
+def report_dir(reports_dir: StoragePath | str, kind: str = FEATURE_DRIFT) -> StoragePath:
+    return storage_path(reports_dir) / REPORT_DIRS.get(kind, kind)
 
 
 def write_drift_report(result: DriftResult, reports_dir: Path) -> ReportFiles:
@@ -72,7 +75,7 @@ def write_drift_report(result: DriftResult, reports_dir: Path) -> ReportFiles:
 def read_summaries(folder: Path) -> list[dict]:
     """Every day's JSON summary in a report folder, oldest first (non-date files ignored)."""
     out = []
-    for path in sorted(Path(folder).glob("*.json")):
+    for path in sorted(storage_path(folder).glob("*.json"), key=lambda p: p.name):
         try:
             date.fromisoformat(path.stem)
         except ValueError:
@@ -83,7 +86,15 @@ def read_summaries(folder: Path) -> list[dict]:
 
 @contextmanager
 def locked(folder: Path, name: str = ".lock") -> Iterator[None]:
-    """An exclusive advisory lock on `folder/name` (POSIX) for the duration of the block."""
+    """An exclusive advisory lock on `folder/name` (POSIX) for the duration of the block.
+
+    An object store has no locks: for a remote `folder` the lock file is local (keyed by the
+    URL), which serializes the writers of one machine. Writers on several machines may then
+    race on a read-modify-write (an index page, a per-day table); each write is still one
+    atomic PUT, and the next write of that folder repairs what the race left out."""
+    if is_remote(folder):
+        digest = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+        folder = Path(tempfile.gettempdir()) / "ml_assets_locks" / digest
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / name, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

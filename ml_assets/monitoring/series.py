@@ -10,6 +10,7 @@ import polars as pl
 
 from ml_assets.atomic_files import write_parquet_atomically
 from ml_assets.monitoring.reports import locked
+from ml_assets.storage import exists, read_parquet
 
 
 def upsert_day(
@@ -24,8 +25,8 @@ def upsert_day(
     Returns the picture."""
     with locked(path.parent, f".{path.stem}.lock"):
         new = pl.DataFrame([row])
-        if path.exists():
-            old = pl.read_parquet(path).filter(pl.col(day_column) != row[day_column])
+        if exists(path):
+            old = read_parquet(path).filter(pl.col(day_column) != row[day_column])
             new = pl.concat([old, new], how="diagonal_relaxed")
         table = new.sort(day_column)
         write_parquet_atomically(table, path)

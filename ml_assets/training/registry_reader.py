@@ -28,6 +28,8 @@ MODEL_ARTIFACT = "model"
 SPEC_KEY = "ml_assets_spec"
 LINEAGE_KEY = "ml_assets_lineage"
 TEACHER_VERSION_TAG = "teacher_version"
+# The tail of a data dir's own artifact root (`Settings.mlflow_artifact_location`).
+DATA_DIR_ARTIFACTS = "/mlflow/artifacts"
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,28 @@ def _resolve_or_fail(tracking_uri: str, name: str, alias_or_version: str | int) 
     return version
 
 
+def check_not_elsewhere(tracking_uri: str, name: str, version: str) -> None:
+    """Refuse a version whose artifacts are in another data dir than its database.
+
+    MLflow's SQLite store keeps absolute artifact locations, so a copied data dir would
+    otherwise serve the original's files (and break once the original is gone)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    import mlflow
+
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    own = (database.parent / "artifacts").as_uri()
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    stored = client.get_model_version_download_uri(name, version)
+    beside = stored.startswith("file://") and f"{DATA_DIR_ARTIFACTS}/" in stored
+    if beside and own.endswith(DATA_DIR_ARTIFACTS) and not stored.startswith(f"{own}/"):
+        home = database.parent.parent
+        raise LookupError(
+            f"{name} v{version} is stored at {stored}, outside this data dir ({home}): it was "
+            f"copied or moved. Run `ML_ASSETS_HOME={home} ml-assets relocate` first"
+        )
+
+
 def load_model_version(
     name: str, alias_or_version: str | int, tracking_uri: str
 ) -> TeacherModel | StudentModel:
@@ -114,6 +138,7 @@ def load_model_version(
     import mlflow
 
     version = _resolve_or_fail(tracking_uri, name, alias_or_version)
+    check_not_elsewhere(tracking_uri, name, version)
     uri = f"models:/{name}/{version}"
     with tracking(tracking_uri), tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))

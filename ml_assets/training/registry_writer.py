@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml_assets.training.model_contracts import FraudModel
+from ml_assets.training.registry_location import ensure_artifact_root
 from ml_assets.training.registry_reader import (
     LINEAGE_KEY,
     MODEL_ARTIFACT,
@@ -54,6 +55,8 @@ class RegisteredVersion:
 def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if artifact_location is not None:  # a moved data dir logs into itself, not the old one
+            ensure_artifact_root(client.tracking_uri, name, artifact_location)
         return experiment.experiment_id
     return client.create_experiment(name, artifact_location=artifact_location)
 
