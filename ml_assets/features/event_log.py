@@ -134,16 +134,6 @@ class EventLog:
                 self._with_nulls.add(j)
         return True
 
-    def window(self, start_us: int | None = None, end_us: int | None = None) -> EventLog:
-        """The events with `start_us <= time < end_us` (a bound of None is open)."""
-        lo = 0 if start_us is None else bisect.bisect_left(self.times, start_us)
-        hi = len(self) if end_us is None else bisect.bisect_left(self.times, end_us)
-        return EventLog(self.times[lo:hi], self.ids[lo:hi], [c[lo:hi] for c in self.columns])
-
-    def encode(self, feature_set: FeatureSet) -> bytes:
-        values = np.array(self.columns, dtype=np.float64).T if self.times else []
-        return encode(feature_set, self.times, self.ids, values)
-
     def aggregate(self, spec: FeatureSpec, source: int, lo: int, hi: int) -> Any:
         """`spec`'s aggregation of one source over the events lo..hi-1."""
         values = self.columns[source][lo:hi]
