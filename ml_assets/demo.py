@@ -16,13 +16,12 @@ from datetime import date, timedelta
 import dagster as dg
 from tqdm import tqdm
 
+from ml_assets.automation.jobs import QUIET
 from ml_assets.data.demo_source import demo_scenarios, land_days
 from ml_assets.data.generator import GeneratorConfig
 from ml_assets.settings import get_settings
 
 MONITORING, RAG = "monitoring", "rag"
-# The console shows the progress bars; every step's log stays in the UI's run view.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 WARM_UP_DAYS = 7  # the first week: the 7-day feature windows are still filling
 REPLAY_DAYS_BACK = (5,)  # a clean day with all its labels, just before the drift scenarios
 

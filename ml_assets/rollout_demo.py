@@ -43,6 +43,7 @@ def run_rollout_demo() -> int:
         os.environ.setdefault(name, value)
     import dagster as dg
 
+    from ml_assets.automation.jobs import QUIET
     from ml_assets.automation.rollout_scenario import play_rollout
     from ml_assets.definitions import build_definitions
     from ml_assets.settings import get_settings
@@ -65,7 +66,7 @@ def run_rollout_demo() -> int:
         result = job.execute_in_process(
             instance=instance,
             asset_selection=[dg.AssetKey(k) for k in selection],
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}, "ops": ops},
+            run_config={**QUIET, "ops": ops},
             raise_on_error=False,
         )
         if not result.success:

@@ -9,6 +9,9 @@ INGEST_JOB = "ingest_landing"
 DAILY_JOB = "daily_pipeline"
 TRAIN_JOB = "train_models"
 DEPLOY_JOB = "deploy_model"
+# Run config for runs started from a command line tool: the console shows its own progress,
+# every step's log stays in the UI's run view.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def build_jobs(partitions: dg.PartitionsDefinition) -> list:

@@ -24,7 +24,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from ml_assets.automation.jobs import DEPLOY_JOB
+from ml_assets.automation.jobs import DEPLOY_JOB, QUIET
 from ml_assets.automation.promotion_sensor import endpoint_reload_sensor, promotion_sensor
 from ml_assets.automation.replay import post_day
 from ml_assets.automation.rollout_sensors import canary_sensor, champion_sensor, shadow_sensor
@@ -149,7 +149,7 @@ class _Driver:
         job = self.defs.resolve_job_def(DEPLOY_JOB)
         result = job.execute_in_process(
             instance=self.instance,
-            run_config=request.run_config,
+            run_config={**(request.run_config or {}), **QUIET},
             tags=request.tags,
             raise_on_error=False,
         )
@@ -163,6 +163,7 @@ class _Driver:
             instance=self.instance,
             asset_selection=[key],
             raise_on_error=False,
+            run_config=QUIET,
         )
 
     def step(self, sensor, story: RolloutStory) -> None:
