@@ -159,8 +159,10 @@ class Settings:
             mlflow_artifacts_url=_env(
                 "ML_ASSETS_MLFLOW_ARTIFACTS_URL", default.mlflow_artifacts_url
             ),
-            # The variable MLflow's own tools and the endpoint read: one setting for both.
-            mlflow_tracking_url=_env("MLFLOW_TRACKING_URI", default.mlflow_tracking_url),
+            # Ours, not MLFLOW_TRACKING_URI: mlflow.set_tracking_uri() writes that variable
+            # into the process environment, so every Settings read after a first training
+            # run would follow that run's store, whatever data dir it was given.
+            mlflow_tracking_url=_env("ML_ASSETS_MLFLOW_TRACKING_URI", default.mlflow_tracking_url),
             **{
                 name: type(getattr(default, name))(_env(f"ML_ASSETS_{name.upper()}", value))
                 for name, value in default.rollout_values().items()
@@ -205,8 +207,8 @@ class Settings:
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        """MLflow tracking and registry: `MLFLOW_TRACKING_URI` (a database), else SQLite in
-        the data dir (the file store is deprecated)."""
+        """MLflow tracking and registry: `ML_ASSETS_MLFLOW_TRACKING_URI` (a database), else
+        SQLite in the data dir (the file store is deprecated)."""
         if self.mlflow_tracking_url:
             return self.mlflow_tracking_url
         return f"sqlite:///{self.mlflow_dir.resolve() / 'mlflow.db'}"

@@ -114,7 +114,9 @@ class ServingConfig:
         settings = Settings.from_env()
         return cls(
             home=settings.home,
-            tracking_uri=_env("MLFLOW_TRACKING_URI", d.tracking_uri),
+            # The platform's setting first; MLflow's own variable for an endpoint run alone.
+            tracking_uri=settings.mlflow_tracking_url
+            or _env("MLFLOW_TRACKING_URI", d.tracking_uri),
             online_store_url=settings.online_store_url,
             decisions=settings.decisions,
             max_event_lag_s=settings.max_event_lag_s,

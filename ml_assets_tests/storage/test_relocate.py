@@ -68,6 +68,7 @@ def test_a_copied_data_dir_serves_from_the_copy_after_relocate(original, tmp_pat
             load_model_version("fraud_student", "champion", Settings(home=copy).mlflow_tracking_uri)
         env = {**os.environ, "ML_ASSETS_HOME": str(copy), "PYTHONPATH": str(REPO)}
         env.pop("MLFLOW_TRACKING_URI", None)
+        env.pop("ML_ASSETS_MLFLOW_TRACKING_URI", None)
         done = subprocess.run([sys.executable, "-m", "ml_assets.cli", "relocate"], env=env,
                               cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stderr

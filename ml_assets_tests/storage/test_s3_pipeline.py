@@ -95,7 +95,8 @@ def remote(local_s3, postgres_port, tmp_path_factory) -> Iterator[RemotePlatform
         env.setenv("ML_ASSETS_REPORTS_URL", local_s3.url("reports"))
         env.setenv("ML_ASSETS_MLFLOW_ARTIFACTS_URL", local_s3.url("mlflow"))
         env.setenv(
-            "MLFLOW_TRACKING_URI", f"postgresql+psycopg2://dagster@127.0.0.1:{postgres_port}/mlflow"
+            "ML_ASSETS_MLFLOW_TRACKING_URI",
+            f"postgresql+psycopg2://dagster@127.0.0.1:{postgres_port}/mlflow",
         )
         forget_s3_clients()
         mark = local_s3.mark()
