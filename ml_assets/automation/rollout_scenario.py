@@ -249,23 +249,24 @@ def play_rollout(
         else:
             batch_traffic(settings, day, stage, champion, candidate)
 
+    def play_stage(stage: str, days: Sequence[date], evidence: dg.AssetKey, sensor) -> None:
+        """Each day of `stage`'s traffic, its evidence, then the sensor that may move on;
+        stops at the first day the version leaves the stage."""
+        for day in days if _stage(settings, story.version) == stage else ():
+            send(day, stage)
+            driver.materialize(evidence, day)
+            story.evidence[f"{'shadow' if stage == SHADOW else 'ab'} {day}"] = _latest(
+                instance, evidence, day
+            )
+            driver.step(sensor, story)
+            if _stage(settings, story.version) != stage:
+                break
+
     driver.step(shadow_sensor, story)
-    for day in shadow_days if _stage(settings, story.version) == SHADOW else ():
-        send(day, SHADOW)
-        driver.materialize(SHADOW_COMPARISON, day)
-        story.evidence[f"shadow {day}"] = _latest(instance, SHADOW_COMPARISON, day)
-        driver.step(canary_sensor, story)
-        if _stage(settings, story.version) != SHADOW:
-            break
+    play_stage(SHADOW, shadow_days, SHADOW_COMPARISON, canary_sensor)
     if _stage(settings, story.version) is None:
         story.caught_in = SHADOW
-    for day in canary_days if _stage(settings, story.version) == CANARY else ():
-        send(day, CANARY)
-        driver.materialize(AB_ANALYSIS, day)
-        story.evidence[f"ab {day}"] = _latest(instance, AB_ANALYSIS, day)
-        driver.step(champion_sensor, story)
-        if _stage(settings, story.version) != CANARY:
-            break
+    play_stage(CANARY, canary_days, AB_ANALYSIS, champion_sensor)
     if story.caught_in is None and _stage(settings, story.version) is None:
         story.caught_in = CANARY
     story.final_stage = _stage(settings, story.version) or "rolled_back"

@@ -34,7 +34,7 @@ class Promotion:
     reason: str
 
 
-def _client(tracking_uri: str) -> MlflowClient:
+def registry_client(tracking_uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -46,18 +46,18 @@ def _history_tag(alias: str) -> str:
 
 def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
     """Point `alias` (a rollout stage) of registered model `name` at `version`."""
-    _client(tracking_uri).set_registered_model_alias(name, alias, str(version))
+    registry_client(tracking_uri).set_registered_model_alias(name, alias, str(version))
 
 
 def alias_history(tracking_uri: str, name: str, alias: str = CHAMPION) -> list[str]:
     """Versions the alias held before its current one, oldest first."""
-    tags = _client(tracking_uri).get_registered_model(name).tags
+    tags = registry_client(tracking_uri).get_registered_model(name).tags
     return list(json.loads(tags.get(_history_tag(alias), "[]")))
 
 
 def promote(tracking_uri: str, name: str, version: str, alias: str = CHAMPION) -> str | None:
     """Point `alias` at `version`, remembering the version it replaces (returned)."""
-    client = _client(tracking_uri)
+    client = registry_client(tracking_uri)
     previous = resolve_version(tracking_uri, name, alias)
     if previous == str(version):
         return previous
@@ -73,7 +73,7 @@ def rollback(tracking_uri: str, name: str, alias: str = CHAMPION) -> str:
 
     Without recorded history it falls back to the highest version below the current one.
     """
-    client = _client(tracking_uri)
+    client = registry_client(tracking_uri)
     current = resolve_version(tracking_uri, name, alias)
     history = alias_history(tracking_uri, name, alias)
     if history:
@@ -94,12 +94,12 @@ def rollback(tracking_uri: str, name: str, alias: str = CHAMPION) -> str:
 
 def record_gates(tracking_uri: str, run_id: str, passed: bool) -> None:
     """What the evaluation decided, on the candidate's training run (read by `gates_passed`)."""
-    _client(tracking_uri).set_tag(run_id, GATES_TAG, str(passed))
+    registry_client(tracking_uri).set_tag(run_id, GATES_TAG, str(passed))
 
 
 def gates_passed(tracking_uri: str, name: str, version: str) -> bool:
     """What the evaluation recorded on the version's training run."""
-    client = _client(tracking_uri)
+    client = registry_client(tracking_uri)
     run_id = client.get_model_version(name, version).run_id
     return client.get_run(run_id).data.tags.get(GATES_TAG) == "True"
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ml_assets.training.registry_aliases import (
     gates_passed,
     promote_candidate,
+    registry_client,
     roll_back,
     set_alias,
 )
@@ -79,14 +80,8 @@ def stage_of(aliases: dict[str, str], version: str) -> str | None:
     return held[-1] if held else None
 
 
-def _client(tracking_uri: str):  # -> MlflowClient; mlflow is imported where it is used
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
 def _delete(tracking_uri: str, name: str, alias: str) -> None:
-    _client(tracking_uri).delete_registered_model_alias(name, alias)
+    registry_client(tracking_uri).delete_registered_model_alias(name, alias)
 
 
 def _done(name: str, version: str, stage: str, previous: str | None, tracking_uri: str, **kw):
@@ -140,7 +135,7 @@ def advance(
     else:
         set_alias(tracking_uri, name, stage, version)
         if stage == CANARY and canary_share is not None:
-            _client(tracking_uri).set_registered_model_tag(
+            registry_client(tracking_uri).set_registered_model_tag(
                 name, CANARY_SHARE_TAG, str(canary_share)
             )
     _delete(tracking_uri, name, current)
